@@ -1,0 +1,1 @@
+"""Subcommands of the ``spikeode`` CLI: each module has ``register(subparsers)``."""

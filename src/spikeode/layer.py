@@ -1,0 +1,202 @@
+"""The event loop of one layer: exact spike times of ``N`` neurons driven by input spikes.
+
+Each step of a ``lax.scan`` over a fixed event budget handles one event, the earlier of the next
+input spike and the earliest threshold crossing in the layer: all neurons advance to it (closed
+form or one diffrax solve), then the spiking neuron resets (and, with recurrent weights, its spike
+reaches the others at once) or the input jump is applied. A jump that lifts a neuron over threshold
+makes it spike at the input time. When no event is left before ``T`` the layer advances to ``T``
+and the remaining steps are no-ops. Running out of the budget or of spike slots is reported.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, Scalar
+
+from .integrate import AbstractIntegrator, make_integrator
+from .neurons import AbstractNeuron
+
+__all__ = ["LayerTrace", "simulate_layer", "simulate_neuron", "default_budget", "validate_layer_inputs"]
+
+
+class LayerTrace(eqx.Module):
+    """What one layer did in one trial (add leading batch axes under vmap).
+
+    Attributes:
+        times: spike times per neuron, ascending, ``+inf`` in unused slots.
+        counts: number of spikes per neuron in ``[0, T]`` (may exceed the slots: see ``overflow``).
+        state_T: state of every neuron at ``T``.
+        events_used: scan steps that did work (inputs + spikes + the final advance to ``T``).
+        exhausted: the event budget ran out before ``T`` was reached.
+        overflow: some neuron spiked more often than it has slots (later spikes not recorded).
+        failed: the integrator reported a failure (e.g. a diffrax solve hit ``max_steps``).
+    """
+
+    times: Float[Array, "neurons slots"]
+    counts: Int[Array, " neurons"]
+    state_T: Float[Array, "neurons state"]
+    events_used: Int[Array, ""]
+    exhausted: Bool[Array, ""]
+    overflow: Bool[Array, ""]
+    failed: Bool[Array, ""]
+
+
+def default_budget(n_inputs: int, n_neurons: int, n_slots: int) -> int:
+    """Events needed when every input arrives and every neuron fills its slots, plus the final advance."""
+    return n_inputs + n_neurons * n_slots + 1
+
+
+def _concrete(*arrays) -> bool:
+    return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(arrays))
+
+
+def validate_layer_inputs(neuron: AbstractNeuron, weights, in_times, in_units) -> None:
+    """Host-side checks with messages that name the offending value (skipped while tracing)."""
+    if not _concrete(neuron, weights, in_times, in_units):
+        return
+    neuron.check_parameters()
+    w = np.asarray(weights)
+    if not np.isfinite(w).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(w))[0])
+        raise ValueError(f"weight {list(idx)} is {w[idx]!r} (weights must be finite)")
+    t = np.asarray(in_times, dtype=np.float64)
+    if np.isnan(t).any():
+        raise ValueError(f"input spike time {int(np.flatnonzero(np.isnan(t))[0])} is NaN")
+    if (t < 0).any():
+        j = int(np.flatnonzero(t < 0)[0])
+        raise ValueError(f"input spike time {j} is negative ({t[j]!r})")
+    if (np.diff(t) < 0).any():
+        j = int(np.flatnonzero(np.diff(t) < 0)[0])
+        raise ValueError(f"input spike times are not sorted: event {j + 1} ({t[j + 1]!r}) comes before event {j} ({t[j]!r})")
+    u = np.asarray(in_units)
+    real = np.isfinite(t)
+    if real.any() and (u[real].min() < 0 or u[real].max() >= w.shape[1]):
+        raise ValueError(f"input unit outside [0, {w.shape[1]}): {int(u[real].min())}..{int(u[real].max())}")
+    g0 = float(neuron.threshold(neuron.initial_state()))
+    if not g0 < 0:
+        raise ValueError(f"{type(neuron).__name__}: threshold(initial_state()) = {g0!r} must be < 0 (the neuron would fire at t = 0)")
+
+
+def simulate_layer(
+    neuron: AbstractNeuron,
+    weights: Float[Array, "neurons inputs"],
+    in_times: Float[Array, " events"],
+    in_units: Int[Array, " events"],
+    T: float | Scalar,
+    *,
+    n_slots: int,
+    integrator: AbstractIntegrator | str = "auto",
+    budget: int | None = None,
+    recurrent_weights: Float[Array, "neurons neurons"] | None = None,
+) -> LayerTrace:
+    """Simulate one layer for one sample (``vmap`` for a batch).
+
+    Args:
+        neuron: the model of every neuron of the layer (its fields are shared parameters).
+        weights: ``weights[n, u]`` is the jump weight from input channel ``u`` to neuron ``n``.
+        in_times: input spike times, ascending, ``+inf``-padded; inputs at ``t >= T`` are ignored.
+        in_units: input channel of each event.
+        T: trial end.
+        n_slots: spike times recorded per neuron.
+        integrator: ``"closed_form"``, ``"diffrax"``, ``"auto"`` or an integrator instance.
+        budget: scan length; default ``default_budget(events, neurons, n_slots)``.
+        recurrent_weights: optional ``(neurons, neurons)`` weights ``[post, pre]`` of the layer's own
+            spikes (zero delay; the diagonal is ignored).
+    """
+    integ = make_integrator(integrator, neuron)
+    validate_layer_inputs(neuron, weights, in_times, in_units)
+    n_neurons = weights.shape[0]
+    n_events = in_times.shape[0]
+    budget = default_budget(n_events, n_neurons, n_slots) if budget is None else int(budget)
+    dtype = jnp.result_type(in_times.dtype, weights.dtype)
+    T = jnp.asarray(T, dtype)
+    in_times = in_times.astype(dtype)
+    y0 = jnp.broadcast_to(neuron.initial_state().astype(dtype), (n_neurons, neuron.state_size))
+    receive_all = jax.vmap(neuron.receive)
+    arange = jnp.arange(n_neurons)
+
+    def step(carry, _):
+        t, y, k, times, counts, done, ok, used = carry
+        k_safe = jnp.minimum(k, n_events - 1)
+        t_in = jnp.where(k < n_events, in_times[k_safe], jnp.inf)
+        input_due = t_in < T
+        adv = integ.advance(neuron, t, jnp.minimum(t_in, T), y)
+        spike = adv.fired & ~done
+        arrive = ~adv.fired & input_due & ~done
+        finish = ~adv.fired & ~input_due & ~done
+
+        i = adv.neuron
+        y_spike = adv.y.at[i].set(neuron.reset(adv.y[i]))
+        if recurrent_weights is not None:
+            w_rec = jnp.where(arange == i, 0.0, recurrent_weights[:, i])
+            kicked = receive_all(y_spike, w_rec)
+            y_spike = jnp.where((arange == i)[:, None], y_spike, kicked)
+        y_input = receive_all(adv.y, weights[:, in_units[k_safe]])
+        y_next = jnp.where(spike, y_spike, jnp.where(arrive, y_input, jnp.where(finish, adv.y, y)))
+
+        slot = jnp.minimum(counts[i], n_slots - 1)
+        record = spike & (counts[i] < n_slots)
+        times = times.at[i, slot].set(jnp.where(record, adv.t, times[i, slot]))
+        counts = counts.at[i].add(spike.astype(counts.dtype))
+        t_next = jnp.where(done, t, adv.t)
+        return (
+            t_next,
+            y_next,
+            k + arrive.astype(k.dtype),
+            times,
+            counts,
+            done | finish,
+            ok & (adv.ok | done),
+            used + (~done).astype(used.dtype),
+        ), None
+
+    init = (
+        jnp.asarray(0.0, dtype),
+        y0,
+        jnp.asarray(0, jnp.int32),
+        jnp.full((n_neurons, n_slots), jnp.inf, dtype),
+        jnp.zeros(n_neurons, jnp.int32),
+        jnp.asarray(False),
+        jnp.asarray(True),
+        jnp.asarray(0, jnp.int32),
+    )
+    (t, y, k, times, counts, done, ok, used), _ = jax.lax.scan(step, init, None, length=budget)
+    return LayerTrace(
+        times=times,
+        counts=counts,
+        state_T=y,
+        events_used=used,
+        exhausted=~done,
+        overflow=jnp.any(counts > n_slots),
+        failed=~ok,
+    )
+
+
+def simulate_neuron(
+    neuron: AbstractNeuron,
+    in_times: Float[Array, " events"],
+    in_weights: Float[Array, " events"],
+    T: float,
+    *,
+    n_slots: int = 32,
+    integrator: AbstractIntegrator | str = "auto",
+) -> LayerTrace:
+    """One neuron receiving spikes ``in_times[k]`` with weights ``in_weights[k]`` (each its own channel).
+
+    Returns a ``LayerTrace`` with a neuron axis of length 1. Inputs must be ascending and
+    non-negative (``+inf`` padding allowed); see ``check_inputs``.
+    """
+    in_times = jnp.asarray(in_times)
+    n = in_times.shape[0]
+    return simulate_layer(
+        neuron,
+        jnp.asarray(in_weights)[None, :],
+        in_times,
+        jnp.arange(n, dtype=jnp.int32),
+        T,
+        n_slots=n_slots,
+        integrator=integrator,
+    )

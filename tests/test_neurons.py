@@ -1,0 +1,161 @@
+"""Neuron models: analytic spike times, closed form vs diffrax, gradients vs finite differences, errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spikeode.check import run_check
+from spikeode.integrate import Diffrax
+from spikeode.layer import simulate_neuron
+from spikeode.neurons import EIF, LIF, QIF, resolve_neuron_class
+
+TESTS = Path(__file__).parent
+DIFFRAX = Diffrax(rtol=1e-10, atol=1e-10, root_tol=1e-12)
+
+
+def first_spike(neuron, integrator, T=20.0):
+    return simulate_neuron(neuron, jnp.array([jnp.inf]), jnp.zeros(1), T, n_slots=2, integrator=integrator).times[0, 0]
+
+
+@pytest.mark.parametrize("tau, drive", [(1.0, 0.7), (6 / np.pi, 1.25), (0.5, 3.0)])
+def test_qif_analytic_period(tau, drive):
+    neuron = QIF(tau=tau, I0=drive)
+    exact = tau * np.pi / np.sqrt(drive)
+    assert abs(float(first_spike(neuron, "closed_form")) - exact) <= 1e-12
+    assert abs(float(first_spike(neuron, DIFFRAX)) - exact) <= 1e-9
+    grad = jax.grad(lambda i: first_spike(QIF(tau=tau, I0=i), "closed_form"))(drive)
+    assert np.isclose(grad, -tau * np.pi / (2 * drive**1.5), rtol=1e-10)
+
+
+@pytest.mark.parametrize("tau_syn", [None, 0.3])
+def test_lif_analytic_first_spike(tau_syn):
+    tau, drive = 1.7, 1.4
+    exact = tau * np.log(drive / (drive - 1.0))
+    neuron = LIF(tau_mem=tau, tau_syn=tau_syn, I0=drive)
+    assert abs(float(first_spike(neuron, "closed_form")) - exact) <= 1e-12
+    assert abs(float(first_spike(neuron, DIFFRAX)) - exact) <= 1e-9
+    grad = jax.grad(lambda i: first_spike(LIF(tau_mem=tau, tau_syn=tau_syn, I0=i), DIFFRAX))(drive)
+    assert np.isclose(grad, -tau / (drive * (drive - 1.0)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["lif", "qif", "eif"])
+def test_check_passes_for_builtin_models(name):
+    """The generic exactness check: closed form vs diffrax, analytic, finite differences (every variant)."""
+    rows = run_check(name)
+    failed = [r for r in rows if not r.passed]
+    assert not failed, failed
+    quantities = {r.quantity for r in rows}
+    if name != "eif":
+        assert "closed form vs diffrax: spike times" in quantities
+    assert any("finite differences" in q for q in quantities)
+
+
+def test_lif_exp_root_find_matches_brentq():
+    from scipy.optimize import brentq
+
+    neuron = LIF(tau_mem=1.0, tau_syn=0.37, I0=0.2)
+    for v0, i0 in [(0.0, 2.5), (0.5, 1.2), (-0.3, 4.0), (0.9, 0.25)]:
+        y = jnp.array([v0, i0])
+        dt = float(neuron.time_to_threshold(y, 10.0))
+        v = lambda t: float(neuron.flow(y, t)[0]) - 1.0  # noqa: E731
+        grid = np.linspace(0, 10, 20001)
+        above = np.flatnonzero(np.array([v(t) for t in grid]) >= 0)
+        if above.size == 0:
+            assert dt == np.inf
+        else:
+            ref = brentq(v, grid[above[0] - 1], grid[above[0]], xtol=1e-15)
+            assert abs(dt - ref) < 1e-12
+
+
+def test_lif_exp_equal_time_constants_is_finite():
+    neuron = LIF(tau_mem=0.5, tau_syn=0.5, I0=0.0)
+    y = jnp.array([0.0, 3.0])
+    dt, g = jax.value_and_grad(lambda yy: neuron.time_to_threshold(yy, 5.0))(y)
+    assert np.isfinite(dt) and np.all(np.isfinite(g))
+    # V(t) = I t/tau e^{-t/tau} at tau_syn = tau_mem.
+    assert abs(3.0 * dt / 0.5 * np.exp(-dt / 0.5) - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("integrator", ["closed_form", DIFFRAX])
+def test_jump_over_threshold_spikes_at_input_time(integrator):
+    neuron = LIF(tau_mem=1.0, I0=0.5)  # sub-threshold drive: only the input can make it fire
+    tr = simulate_neuron(neuron, jnp.array([1.0, 3.0]), jnp.array([1.5, 0.1]), 5.0, integrator=integrator)
+    assert int(tr.counts[0]) == 1
+    assert float(tr.times[0, 0]) == 1.0
+
+
+def test_theta_receive_is_finite_at_pi():
+    neuron = QIF()
+    for theta in (-np.pi, np.pi, np.pi - 1e-12):
+        out, grad = jax.value_and_grad(lambda th: neuron.receive(jnp.array([th]), 0.7)[0])(theta)
+        assert np.isfinite(out) and np.isfinite(grad)
+    assert float(neuron.receive(jnp.array([-np.pi]), 0.7)[0]) == pytest.approx(-np.pi)
+
+
+def test_excitable_qif_rests_without_input():
+    neuron = QIF(tau=1.0, I0=-0.2)
+    tr = simulate_neuron(neuron, jnp.array([jnp.inf]), jnp.zeros(1), 50.0)
+    assert int(tr.counts[0]) == 0
+    assert np.isclose(float(tr.state_T[0, 0]), -2 * np.arctan(np.sqrt(0.2)))
+
+
+@pytest.mark.parametrize(
+    "times, weights, match",
+    [
+        ([1.0, 0.5], [0.1, 0.1], "not sorted"),
+        ([-1.0, 0.5], [0.1, 0.1], "negative"),
+        ([np.nan, 0.5], [0.1, 0.1], "NaN"),
+        ([0.5, 1.0], [np.nan, 0.1], "weight"),
+    ],
+)
+def test_bad_inputs_are_named(times, weights, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_neuron(LIF(), jnp.array(times), jnp.array(weights), 2.0)
+
+
+@pytest.mark.parametrize("neuron, match", [(LIF(tau_mem=-1.0), "tau_mem"), (QIF(tau=0.0), "tau"), (EIF(tau=-2.0), "tau")])
+def test_non_positive_time_constant_is_an_error(neuron, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_neuron(neuron, jnp.array([0.5]), jnp.array([0.1]), 2.0)
+
+
+def test_resolve_neuron_class_errors():
+    with pytest.raises(ValueError, match="unknown neuron"):
+        resolve_neuron_class("hodgkin")
+    with pytest.raises(ValueError, match="cannot import"):
+        resolve_neuron_class("no_such_module_xyz:Cls")
+    with pytest.raises(ValueError, match="not a subclass"):
+        resolve_neuron_class("numpy:ndarray")
+
+
+def test_never_crossing_threshold_is_reported():
+    sys.path.insert(0, str(TESTS))
+    try:
+        with pytest.raises(ValueError, match="never crossed zero"):
+            run_check("user_models:NeverFires")
+    finally:
+        sys.path.remove(str(TESTS))
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "spikeode.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_check_cli_user_model_passes():
+    out = _cli("check", "--neuron", "user_models:QuadraticV")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "QuadraticV" in out.stdout and "0 failed" in out.stdout
+
+
+def test_check_cli_broken_flow_fails_and_names_it():
+    out = _cli("check", "--neuron", "user_models:BrokenFlowLIF")
+    assert out.returncode != 0
+    assert "flow disagrees with vector_field" in out.stdout
+    assert "closed form vs diffrax" in out.stdout
