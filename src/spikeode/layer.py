@@ -49,27 +49,29 @@ def default_budget(n_inputs: int, n_neurons: int, n_slots: int) -> int:
     return n_inputs + n_neurons * n_slots + 1
 
 
-def _concrete(*arrays) -> bool:
+def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(arrays))
 
 
 def validate_layer_inputs(neuron: AbstractNeuron, weights, in_times, in_units) -> None:
     """Host-side checks with messages that name the offending value (skipped while tracing)."""
-    if not _concrete(neuron, weights, in_times, in_units):
+    if not is_concrete(neuron, weights, in_times, in_units):
         return
     neuron.check_parameters()
     w = np.asarray(weights)
     if not np.isfinite(w).all():
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(w))[0])
-        raise ValueError(f"weight {list(idx)} is {w[idx]!r} (weights must be finite)")
+        raise ValueError(f"weight {list(idx)} is {float(w[idx])} (weights must be finite)")
     t = np.asarray(in_times, dtype=np.float64)
     if np.isnan(t).any():
         raise ValueError(f"input spike time {int(np.flatnonzero(np.isnan(t))[0])} is NaN")
     if (t < 0).any():
         j = int(np.flatnonzero(t < 0)[0])
         raise ValueError(f"input spike time {j} is negative ({t[j]!r})")
-    if (np.diff(t) < 0).any():
-        j = int(np.flatnonzero(np.diff(t) < 0)[0])
+    with np.errstate(invalid="ignore"):
+        steps = np.diff(t)
+    if (steps < 0).any():
+        j = int(np.flatnonzero(steps < 0)[0])
         raise ValueError(f"input spike times are not sorted: event {j + 1} ({t[j + 1]!r}) comes before event {j} ({t[j]!r})")
     u = np.asarray(in_units)
     real = np.isfinite(t)
@@ -119,7 +121,7 @@ def simulate_layer(
     arange = jnp.arange(n_neurons)
 
     def step(carry, _):
-        t, y, k, times, counts, done, ok, used = carry
+        t, y, k, counts, done, ok, used = carry
         k_safe = jnp.minimum(k, n_events - 1)
         t_in = jnp.where(k < n_events, in_times[k_safe], jnp.inf)
         input_due = t_in < T
@@ -136,34 +138,31 @@ def simulate_layer(
             y_spike = jnp.where((arange == i)[:, None], y_spike, kicked)
         y_input = receive_all(adv.y, weights[:, in_units[k_safe]])
         y_next = jnp.where(spike, y_spike, jnp.where(arrive, y_input, jnp.where(finish, adv.y, y)))
-
-        slot = jnp.minimum(counts[i], n_slots - 1)
-        record = spike & (counts[i] < n_slots)
-        times = times.at[i, slot].set(jnp.where(record, adv.t, times[i, slot]))
-        counts = counts.at[i].add(spike.astype(counts.dtype))
-        t_next = jnp.where(done, t, adv.t)
-        return (
-            t_next,
+        # Where this spike goes: slot counts[i] of neuron i (out of range, i.e. dropped, if not a spike).
+        slot = jnp.where(spike, counts[i], n_slots)
+        carry = (
+            jnp.where(done, t, adv.t),
             y_next,
             k + arrive.astype(k.dtype),
-            times,
-            counts,
+            counts.at[i].add(spike.astype(counts.dtype)),
             done | finish,
             ok & (adv.ok | done),
             used + (~done).astype(used.dtype),
-        ), None
+        )
+        return carry, (adv.t, i, slot)
 
     init = (
         jnp.asarray(0.0, dtype),
         y0,
         jnp.asarray(0, jnp.int32),
-        jnp.full((n_neurons, n_slots), jnp.inf, dtype),
         jnp.zeros(n_neurons, jnp.int32),
         jnp.asarray(False),
         jnp.asarray(True),
         jnp.asarray(0, jnp.int32),
     )
-    (t, y, k, times, counts, done, ok, used), _ = jax.lax.scan(step, init, None, length=budget)
+    (t, y, k, counts, done, ok, used), (t_ev, who, slot) = jax.lax.scan(step, init, None, length=budget)
+    # Spike times from the event list: one scatter after the loop keeps the scan carry small.
+    times = jnp.full((n_neurons, n_slots), jnp.inf, dtype).at[who, slot].set(t_ev, mode="drop")
     return LayerTrace(
         times=times,
         counts=counts,

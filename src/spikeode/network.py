@@ -11,9 +11,9 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .integrate import AbstractIntegrator, make_integrator
-from .layer import LayerTrace, default_budget, simulate_layer
+from .layer import LayerTrace, is_concrete, default_budget, simulate_layer
 from .neurons import AbstractNeuron, as_trainable
-from .spikes import Spikes
+from .spikes import Spikes, validate_spikes
 
 __all__ = ["FeedForward", "Trace", "simulate", "check_trace", "check_network"]
 
@@ -173,6 +173,9 @@ def simulate(
     """
     if spikes.n_units != net.sizes[0]:
         raise ValueError(f"spikes have {spikes.n_units} channels but the network expects {net.sizes[0]}")
+    if is_concrete(net, spikes):
+        check_network(net)
+        validate_spikes(spikes)
     n_layers = len(net.weights)
     integrators = tuple(
         make_integrator(i, n) for i, n in zip(_per_layer(integrator, n_layers, "integrator"), net.neurons)
@@ -183,7 +186,6 @@ def simulate(
         run = jax.vmap(run)
     trace = run(spikes.times, spikes.units)
     if strict:
-        check_network(net)
         check_trace(trace, net=net, spikes=spikes, T=T, integrators=integrators, budgets=budgets)
     return trace
 
@@ -208,7 +210,7 @@ def check_network(net: FeedForward) -> None:
             bad = ~np.isfinite(np.asarray(arr))
             if bad.any():
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                raise ValueError(f"layer {l} {name}{list(idx)} is {np.asarray(arr)[idx]!r} (not finite)")
+                raise ValueError(f"layer {l} {name}{list(idx)} is {float(np.asarray(arr)[idx])} (not finite)")
         neuron.check_parameters()
 
 

@@ -131,8 +131,10 @@ def validate_spikes(spikes: Spikes) -> None:
         if (ti < 0).any():
             j = int(np.flatnonzero(ti < 0)[0])
             raise ValueError(f"sample {i}: negative spike time {ti[j]!r} at event {j}")
-        if (np.diff(ti) < 0).any():
-            j = int(np.flatnonzero(np.diff(ti) < 0)[0])
+        with np.errstate(invalid="ignore"):
+            steps = np.diff(ti)
+        if (steps < 0).any():
+            j = int(np.flatnonzero(steps < 0)[0])
             raise ValueError(f"sample {i}: times not sorted at event {j + 1} ({ti[j]!r} > {ti[j + 1]!r})")
         real = np.isfinite(ti)
         if real.any() and (ui[real].min() < 0 or ui[real].max() >= spikes.n_units):

@@ -34,7 +34,9 @@ class QIF(AbstractNeuron):
     ``V`` blows up in finite time: the spike is ``theta = pi`` (``V = +inf``), the reset
     ``theta -> theta - 2 pi`` (``V = -inf``). ``I0 < 0`` is the excitable regime (rest at
     ``theta = -2 atan(sqrt(-I0))``, the initial state), ``I0 > 0`` the oscillatory one (period
-    ``tau pi / sqrt(I0)``, initial state ``theta = -pi``).
+    ``tau pi / sqrt(I0)``, initial state ``theta = -pi``), unless ``theta0`` sets (and trains) it.
+    spikegd's theta neuron ``tau dV/dt = V(V - 1) + I0'`` is this model with ``I0 = I0' - 1/4`` and
+    ``V`` shifted by 1/2 (identical spike times).
 
     Closed form (delta synapses): ``(sin(theta/2), cos(theta/2))`` evolves linearly,
     ``x(t) = exp(A t) x0`` with ``A = [[0, I0], [-1, 0]] / tau``; the spike is the first zero of
@@ -44,12 +46,16 @@ class QIF(AbstractNeuron):
     tau: Float[Array, ""] | float = 1.0
     I0: Float[Array, ""] | float = 1.0
     tau_syn: Float[Array, ""] | float | None = None
+    theta0: Float[Array, ""] | float | None = None
 
     def initial_state(self) -> Float[Array, " state"]:
         i0 = jnp.asarray(self.I0, dtype=jnp.result_type(float))
-        excitable = i0 < 0
-        rest = -2.0 * jnp.arctan(jnp.sqrt(jnp.where(excitable, -i0, 1.0)))
-        theta0 = jnp.where(excitable, rest, -_PI)
+        if self.theta0 is None:
+            excitable = i0 < 0
+            rest = -2.0 * jnp.arctan(jnp.sqrt(jnp.where(excitable, -i0, 1.0)))
+            theta0 = jnp.where(excitable, rest, -_PI)
+        else:
+            theta0 = jnp.asarray(self.theta0, dtype=i0.dtype)
         return jnp.stack([theta0]) if self.tau_syn is None else jnp.stack([theta0, jnp.zeros_like(theta0)])
 
     def vector_field(self, t, y, args):
