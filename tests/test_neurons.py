@@ -90,19 +90,23 @@ def test_jump_over_threshold_spikes_at_input_time(integrator):
     assert float(tr.times[0, 0]) == 1.0
 
 
-def test_theta_receive_is_finite_at_pi():
+def test_theta_input_jump_is_v_plus_w_and_finite_at_pi():
     neuron = QIF()
-    for theta in (-np.pi, np.pi, np.pi - 1e-12):
-        out, grad = jax.value_and_grad(lambda th: neuron.receive(jnp.array([th]), 0.7)[0])(theta)
+    for theta in (-0.3, 1.2, 2.9):
+        y = jnp.array([np.sin(theta / 2), np.cos(theta / 2)])
+        v_after = np.tan(float(QIF.theta(neuron.receive(y, 0.7))) / 2)
+        assert np.isclose(v_after, np.tan(theta / 2) + 0.7, rtol=1e-12)
+    for y in (jnp.array([-1.0, 0.0]), jnp.array([1.0, 1e-12])):  # theta = -pi and just below pi
+        out, grad = jax.value_and_grad(lambda w: QIF.theta(neuron.receive(y, w)))(0.7)
         assert np.isfinite(out) and np.isfinite(grad)
-    assert float(neuron.receive(jnp.array([-np.pi]), 0.7)[0]) == pytest.approx(-np.pi)
+    assert float(QIF.theta(neuron.receive(jnp.array([-1.0, 0.0]), 0.7))) == pytest.approx(-np.pi)
 
 
 def test_excitable_qif_rests_without_input():
     neuron = QIF(tau=1.0, I0=-0.2)
     tr = simulate_neuron(neuron, jnp.array([jnp.inf]), jnp.zeros(1), 50.0)
     assert int(tr.counts[0]) == 0
-    assert np.isclose(float(tr.state_T[0, 0]), -2 * np.arctan(np.sqrt(0.2)))
+    assert np.isclose(float(QIF.theta(tr.state_T[0])), -2 * np.arctan(np.sqrt(0.2)))
 
 
 @pytest.mark.parametrize(

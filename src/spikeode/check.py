@@ -222,6 +222,8 @@ def _train_rows(label: str, neuron: AbstractNeuron, seed: int) -> list[CheckRow]
     times, weights, n_spikes = _input_train(neuron, reference, seed)
     params = (neuron, weights)
     rows: list[CheckRow] = []
+    if neuron.has_closed_form:
+        rows += _flow_rows(label, neuron, _sample_states(neuron, times, weights))
     results = {}
     for name, integ in (("closed_form", "closed_form"), ("diffrax", diffrax)):
         if name == "closed_form" and not neuron.has_closed_form:
@@ -265,21 +267,16 @@ def run_check(name: str | type[AbstractNeuron], *, seed: int = 0) -> list[CheckR
         integrators = {"diffrax": Diffrax(rtol=1e-10, atol=1e-10, root_tol=1e-12)}
         if neuron.has_closed_form:
             integrators = {"closed_form": "closed_form", **integrators}
-            states = _sample_states(neuron, seed)
-            rows += _flow_rows(label, neuron, states)
         rows += _analytic_rows(label, neuron, integrators)
         rows += _train_rows(label, neuron, seed)
     return rows
 
 
-def _sample_states(neuron: AbstractNeuron, seed: int):
-    """Sub-threshold states around the initial state (perturbed), for the closed-form consistency rows."""
-    y0 = neuron.initial_state()
-    rng = np.random.default_rng(seed + 1)
-    scale = jnp.repeat(jnp.asarray([0.5, 1.5]), 8)[:, None]
-    states = y0[None, :] + scale * jnp.asarray(rng.standard_normal((16, y0.shape[0])))
-    g = jax.vmap(neuron.threshold)(states)
-    return jnp.where((g < 0)[:, None], states, y0[None, :])
+def _sample_states(neuron: AbstractNeuron, times, weights):
+    """States the neuron actually visits: its state at 16 times along the random input train."""
+    ends = jnp.linspace(0.05, 0.95, 16) * T_CHECK
+    run = lambda end: simulate_neuron(neuron, times, weights, end, n_slots=N_SLOTS, integrator="closed_form").state_T[0]  # noqa: E731
+    return jax.vmap(run)(ends)
 
 
 def format_rows(rows: list[CheckRow]) -> str:

@@ -77,12 +77,18 @@ class SpikeDataset:
         idx = np.asarray(indices, dtype=np.int64)
         return dataclasses.replace(
             self,
-            spikes=self.spikes[jnp.asarray(idx)],
+            spikes=_take(self.spikes, idx),
             labels=self.labels[idx],
             speakers=None if self.speakers is None else self.speakers[idx],
             sample_ids=self.sample_ids[idx],
             name=self.name if name is None else name,
         )
+
+
+def _take(spikes: Spikes, idx: np.ndarray) -> Spikes:
+    """Samples ``idx`` of a batch, gathered on the host (no per-shape compiled gather)."""
+    times, units = np.asarray(spikes.times)[idx], np.asarray(spikes.units)[idx]
+    return Spikes(jnp.asarray(times), jnp.asarray(units), spikes.n_units)
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -109,9 +115,7 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(order[:n])
 
 
-def split_validation(
-    dataset: SpikeDataset, fraction: float, seed: int
-) -> tuple[SpikeDataset, SpikeDataset]:
+def split_validation(dataset: SpikeDataset, fraction: float, seed: int) -> tuple[SpikeDataset, SpikeDataset]:
     """Carve a seeded, class-stratified validation set out of ``dataset`` (e.g. SHD train).
 
     Args:
@@ -124,7 +128,7 @@ def split_validation(
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must lie in (0, 1), got {fraction}")
-    n_val = int(round(fraction * len(dataset)))
+    n_val = round(fraction * len(dataset))
     if not 0 < n_val < len(dataset):
         raise ValueError(f"fraction {fraction} of {len(dataset)} samples leaves an empty split")
     val = stratified_indices(dataset.labels, n_val, seed)
@@ -161,7 +165,7 @@ def iterate_batches(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
-        yield dataset.spikes[jnp.asarray(idx)], jnp.asarray(dataset.labels[idx])
+        yield _take(dataset.spikes, idx), jnp.asarray(dataset.labels[idx])
 
 
 def summarize(
@@ -194,11 +198,11 @@ def summarize(
         return {"mean": float(x.mean()), "min": float(x.min()), "max": float(x.max())}
 
     return {
-        "n_samples": int(len(labels)),
+        "n_samples": len(labels),
         "n_classes": int(n_classes),
         "n_channels": int(n_channels),
         "class_counts": np.bincount(labels, minlength=n_classes).astype(int).tolist(),
-        "n_speakers": None if speakers is None else int(len(np.unique(speakers))),
+        "n_speakers": None if speakers is None else len(np.unique(speakers)),
         "spikes_per_sample": triple(counts),
         "total_spikes": int(np.sum(counts)),
         "duration_s": triple(durations),

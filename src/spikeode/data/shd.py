@@ -114,7 +114,7 @@ class SHDFile:
             self.close()
             raise
 
-    def __enter__(self) -> SHDFile:
+    def __enter__(self) -> SHDFile:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -156,9 +156,7 @@ class SHDFile:
         bad = np.flatnonzero((self.labels < 0) | (self.labels >= self.n_classes))
         if bad.size:
             i = int(bad[0])
-            raise self._error(
-                "labels", f"sample {i}: label {self.labels[i]} outside [0, {self.n_classes})"
-            )
+            raise self._error("labels", f"sample {i}: label {self.labels[i]} outside [0, {self.n_classes})")
         self.speakers = self._integers("extra/speaker", n) if "extra/speaker" in self._file else None
 
     def _integers(self, key: str, n: int) -> np.ndarray:
@@ -208,11 +206,10 @@ class SHDFile:
             raise self._error(
                 "spikes/units", f"sample {i}: {u.size} units but spikes/times has {t.size} times"
             )
-        t = t.astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
-        if bad.size:
-            j = int(bad[0])
-            raise self._error("spikes/times", f"sample {i}: invalid time {t[j]!r} at event {j}")
+        for kind, bad in (("NaN", np.isnan(t)), ("infinite", np.isinf(t)), ("negative", t < 0)):
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                raise self._error("spikes/times", f"sample {i}: {kind} time {t[j]!s} at event {j}")
         if u.size:
             if not np.issubdtype(u.dtype, np.integer):
                 bad = np.flatnonzero(u != np.round(u))
@@ -226,7 +223,7 @@ class SHDFile:
                     "spikes/units",
                     f"sample {i}: unit {u[j]} at event {j} outside [0, {self.n_channels})",
                 )
-        return t, u.astype(np.int32)
+        return t.astype(np.float64), u.astype(np.int32)
 
     def read(self, indices: np.ndarray | None = None, *, chunk_size: int = 1024) -> RawSamples:
         """Read samples ``indices`` (default all; returned in ascending order) into memory."""
@@ -338,7 +335,7 @@ def trim_and_rescale(
         times (float64, ascending) and units, ``n - 2 floor(drop_fraction n)`` events.
     """
     order = np.argsort(times, kind="stable")
-    k = int(math.floor(drop_fraction * times.size))
+    k = math.floor(drop_fraction * times.size)
     keep = order[k : times.size - k]
     t, u = times[keep].astype(np.float64), units[keep]
     if t.size == 0:
@@ -373,9 +370,7 @@ def pool_units(units: np.ndarray, pool: int) -> np.ndarray:
     return units // pool if pool > 1 else units
 
 
-def preprocess(
-    raw: RawSamples, options: Preprocessing, *, dtype=np.float64
-) -> tuple[Spikes, int, int]:
+def preprocess(raw: RawSamples, options: Preprocessing, *, dtype=np.float64) -> tuple[Spikes, int, int]:
     """Apply crop, trim + rescale, ``k_in`` cap and pooling to every sample (module docstring).
 
     Returns:

@@ -70,6 +70,21 @@ class AbstractNeuron(eqx.Module):
         """
         raise NotClosedForm(f"{type(self).__name__} has no closed-form time to threshold")
 
+    def pseudo_spike(self, y: Float[Array, " state"], drive: ScalarLike) -> tuple[Scalar, Scalar]:
+        """Pseudodynamics after the trial end (Klos & Memmesheimer): the continuation from state ``y``
+        at ``T`` with extra pseudo input ``drive`` under a supra-threshold drive.
+
+        Returns ``(delay, period)``: the time after ``T`` of the next (pseudo)spike and the period of
+        the continued oscillation; both smooth in ``y``, ``drive`` and the parameters, and
+        ``delay -> 0`` as ``y`` approaches the threshold, so a real spike drifting to ``T`` turns
+        continuously into a pseudospike. Optional: models without it train with pseudospikes off.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no pseudodynamics (pseudo_spike)")
+
+    @property
+    def has_pseudodynamics(self) -> bool:
+        return type(self).pseudo_spike is not AbstractNeuron.pseudo_spike
+
     @property
     def has_closed_form(self) -> bool:
         """Whether ``flow`` and ``time_to_threshold`` are available (the fast exact path)."""

@@ -31,7 +31,7 @@ class EIF(AbstractNeuron):
     v_reset: Float[Array, ""] | float = 0.0
 
     def initial_state(self) -> Float[Array, " state"]:
-        return jnp.stack([jnp.asarray(self.v_reset, dtype=jnp.result_type(float))])
+        return jnp.stack([jnp.asarray(self.v_reset, dtype=jnp.result_type(self.v_reset, float))])
 
     def vector_field(self, t, y, args):
         return (-y + self.delta_T * jnp.exp((y - self.v_T) / self.delta_T) + self.I0) / self.tau

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
@@ -40,7 +41,7 @@ class LIF(AbstractNeuron):
     v_reset: Float[Array, ""] | float = 0.0
 
     def initial_state(self) -> Float[Array, " state"]:
-        v0 = jnp.asarray(self.v_reset, dtype=jnp.result_type(float))
+        v0 = jnp.asarray(self.v_reset, dtype=jnp.result_type(self.v_reset, float))
         return jnp.stack([v0]) if self.tau_syn is None else jnp.stack([v0, jnp.zeros_like(v0)])
 
     def vector_field(self, t, y, args):
@@ -58,7 +59,33 @@ class LIF(AbstractNeuron):
     def receive(self, y, w: ScalarLike):
         return y.at[0 if self.tau_syn is None else 1].add(w)
 
+    def pseudo_spike(self, y, drive):
+        """After ``T``: constant drive ``I_p = v_th + softplus(I0 + I_syn(T) + drive - v_th) > v_th``.
+
+        ``delay = tau_mem ln((I_p - V)/(I_p - v_th))``, ``period = tau_mem ln((I_p - v_reset)/(I_p - v_th))``.
+        """
+        syn = 0.0 if self.tau_syn is None else y[1]
+        gap = jax.nn.softplus(self.I0 + syn + drive - self.v_th)
+        delay = self.tau_mem * jnp.log1p((self.v_th - y[0]) / gap)
+        period = self.tau_mem * jnp.log1p((self.v_th - self.v_reset) / gap)
+        return delay, period
+
     # -- closed forms ------------------------------------------------------------------------
+    def voltage_extremum(self, y) -> tuple[Scalar, Array]:
+        """Time ``t_e > 0`` of the single extremum of the free ``V(t)`` and whether it exists.
+
+        ``t_e = -tau_mem u log1p(x)/x``, ``x = (1 - rho) u``, ``u = (I - a)/((1 - rho) a - I)``,
+        ``a = V - I0``, ``rho = tau_mem/tau_syn`` (from ``dV/dt = 0``; finite at ``rho = 1``).
+        """
+        v0, i0 = y[0], y[1]
+        a = v0 - self.I0
+        rho = self.tau_mem / self.tau_syn
+        den = (1.0 - rho) * a - i0
+        u = (i0 - a) / jnp.where(den == 0, 1.0, den)
+        x = (1.0 - rho) * u
+        t_ext = -self.tau_mem * u * log1prel(jnp.where(x > -1.0, x, 0.0))
+        return t_ext, (den != 0) & (x > -1.0) & (t_ext > 0)
+
     def _voltage(self, y, t):
         v = self.I0 + (y[0] - self.I0) * jnp.exp(-t / self.tau_mem)
         if self.tau_syn is None:
@@ -86,20 +113,11 @@ class LIF(AbstractNeuron):
         return jnp.where(reaches & (dt <= horizon), dt, jnp.inf)
 
     def _exp_time_to_threshold(self, y, horizon):
-        v0, i0 = y[0], y[1]
-        a = v0 - self.I0
-        rho = self.tau_mem / self.tau_syn
-        # Extremum of V: t_e = -tau_mem * u * log1p(x)/x, x = (1 - rho) u (derivation in the docs).
-        den = (1.0 - rho) * a - i0
-        den_safe = jnp.where(den == 0, 1.0, den)
-        u = (i0 - a) / den_safe
-        x = (1.0 - rho) * u
-        x_safe = jnp.where(x > -1.0, x, 0.0)
-        t_ext = -self.tau_mem * u * log1prel(x_safe)
-        has_ext = (den != 0) & (x > -1.0) & (t_ext > 0)
+        t_ext, has_ext = self.voltage_extremum(y)
         t_mid = jnp.where(has_ext, jnp.minimum(t_ext, horizon), horizon)
         g = lambda t: self._voltage(y, t) - self.v_th  # noqa: E731
         dg = lambda t: self.vector_field(t, self.flow(y, t), None)[0]  # noqa: E731
+        # V is monotone on [0, t_mid] and on [t_mid, horizon]: bracket the first upward crossing.
         g_mid, g_end = g(t_mid), g(horizon)
         first_piece = g_mid >= 0
         crosses = first_piece | (g_end >= 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
@@ -19,28 +20,33 @@ def _atanhrel(r):
     return jnp.where(small, 1.0 + r * r / 3, jnp.arctanh(rs) / rs)
 
 
+def _phase_vector(theta):
+    return jnp.stack([jnp.sin(0.5 * theta), jnp.cos(0.5 * theta)])
+
+
 class QIF(AbstractNeuron):
     r"""Quadratic integrate-and-fire neuron as a theta neuron, ``V = tan(theta/2)``.
 
-    Delta synapses (``tau_syn=None``), state ``(theta,)``:
+    Dynamics (delta synapses, ``tau_syn=None``):
 
         tau dV/dt = V^2 + I0            <=>   tau dtheta/dt = (1 - cos theta) + (1 + cos theta) I0
 
-    input spike of weight w: ``V -> V + w``, i.e.
-    ``theta -> 2 atan2(sin(theta/2) + w cos(theta/2), cos(theta/2))`` (finite at ``theta = +-pi``).
-    Exponential synapses, state ``(theta, I)``: ``I0 -> I0 + I`` above, ``tau_syn dI/dt = -I``,
-    input ``I -> I + w`` (no closed form: diffrax path).
+    input spike of weight w: ``V -> V + w``. Exponential synapses: ``I0 -> I0 + I`` above with
+    ``tau_syn dI/dt = -I`` and input ``I -> I + w`` (no closed form: diffrax path).
 
     ``V`` blows up in finite time: the spike is ``theta = pi`` (``V = +inf``), the reset
-    ``theta -> theta - 2 pi`` (``V = -inf``). ``I0 < 0`` is the excitable regime (rest at
+    ``theta = -pi`` (``V = -inf``). ``I0 < 0`` is the excitable regime (rest at
     ``theta = -2 atan(sqrt(-I0))``, the initial state), ``I0 > 0`` the oscillatory one (period
     ``tau pi / sqrt(I0)``, initial state ``theta = -pi``), unless ``theta0`` sets (and trains) it.
     spikegd's theta neuron ``tau dV/dt = V(V - 1) + I0'`` is this model with ``I0 = I0' - 1/4`` and
     ``V`` shifted by 1/2 (identical spike times).
 
-    Closed form (delta synapses): ``(sin(theta/2), cos(theta/2))`` evolves linearly,
-    ``x(t) = exp(A t) x0`` with ``A = [[0, I0], [-1, 0]] / tau``; the spike is the first zero of
-    the second component.
+    State: the phase as the point ``x = (sin(theta/2), cos(theta/2))`` on the circle (up to a
+    positive factor; ``theta = 2 atan2(x1, x2)``, see ``theta()``), then ``I`` for exponential
+    synapses. In these coordinates the QIF is *linear*: ``dx/dt = A x``, ``A = [[0, I0], [-1, 0]]/tau``
+    (``V = x1/x2``), the input is ``x1 -> x1 + w x2``, the reset is ``x -> (-1, 0)``, and all of it
+    is finite at ``theta = +-pi``. The closed-form flow is ``exp(A t) x`` and the spike is the first
+    zero of ``x2`` with ``x1 > 0``. Transcendental functions are needed only for the spike time.
     """
 
     tau: Float[Array, ""] | float = 1.0
@@ -48,37 +54,56 @@ class QIF(AbstractNeuron):
     tau_syn: Float[Array, ""] | float | None = None
     theta0: Float[Array, ""] | float | None = None
 
+    @staticmethod
+    def theta(y: Float[Array, " state"]) -> Scalar:
+        """The phase ``theta`` in ``(-2 pi, 2 pi]`` of a state (``(-pi, pi]`` before a spike)."""
+        return 2.0 * jnp.arctan2(y[0], y[1])
+
     def initial_state(self) -> Float[Array, " state"]:
-        i0 = jnp.asarray(self.I0, dtype=jnp.result_type(float))
+        i0 = jnp.asarray(self.I0, dtype=jnp.result_type(self.I0, float))
         if self.theta0 is None:
             excitable = i0 < 0
-            rest = -2.0 * jnp.arctan(jnp.sqrt(jnp.where(excitable, -i0, 1.0)))
-            theta0 = jnp.where(excitable, rest, -_PI)
+            s = jnp.sqrt(jnp.where(excitable, -i0, 0.0) + jnp.where(excitable, 0.0, 1.0))
+            rest = jnp.stack([-s, jnp.ones_like(s)]) / jnp.sqrt(1.0 + s * s)
+            x = jnp.where(excitable, rest, jnp.stack([-jnp.ones_like(i0), jnp.zeros_like(i0)]))
         else:
-            theta0 = jnp.asarray(self.theta0, dtype=i0.dtype)
-        return jnp.stack([theta0]) if self.tau_syn is None else jnp.stack([theta0, jnp.zeros_like(theta0)])
+            x = _phase_vector(jnp.asarray(self.theta0, dtype=i0.dtype))
+        return x if self.tau_syn is None else jnp.concatenate([x, jnp.zeros_like(i0)[None]])
+
+    def _drive(self, y):
+        return self.I0 if self.tau_syn is None else self.I0 + y[2]
 
     def vector_field(self, t, y, args):
-        drive = self.I0 if self.tau_syn is None else self.I0 + y[1]
-        c = jnp.cos(y[0])
-        dtheta = ((1.0 - c) + (1.0 + c) * drive) / self.tau
+        x1, x2 = y[0], y[1]
+        dx = jnp.stack([self._drive(y) * x2, -x1]) / self.tau
         if self.tau_syn is None:
-            return jnp.stack([dtheta])
-        return jnp.stack([dtheta, -y[1] / self.tau_syn])
+            return dx
+        return jnp.concatenate([dx, (-y[2] / self.tau_syn)[None]])
 
     def threshold(self, y) -> Scalar:
-        return y[0] - _PI
+        """``min(x1, 0) - x2``: negative on ``theta in (-pi, pi)``, crossing zero upwards at ``theta = pi``
+        (``x2`` changes sign while ``x1 > 0``) -- the sign of ``theta - pi`` without an ``atan2``."""
+        return jnp.minimum(y[0], 0.0) - y[1]
 
     def reset(self, y):
-        # theta - 2 pi, kept in [-pi, pi): at a spike theta equals pi up to rounding.
-        return y.at[0].set(jnp.maximum(y[0] - 2.0 * _PI, -_PI))
+        return y.at[0].set(-1.0).at[1].set(0.0)
 
     def receive(self, y, w: ScalarLike):
         if self.tau_syn is not None:
-            return y.at[1].add(w)
-        half = 0.5 * y[0]
-        s, c = jnp.sin(half), jnp.cos(half)
-        return y.at[0].set(2.0 * jnp.arctan2(s + w * c, c))
+            return y.at[2].add(w)
+        x1 = y[0] + w * y[1]
+        norm = jnp.sqrt(x1 * x1 + y[1] * y[1])
+        return jnp.stack([x1, y[1]]) / norm
+
+    def pseudo_spike(self, y, drive):
+        """After ``T``: constant drive ``I_p = softplus(I0 + I_syn(T) + drive) > 0`` (oscillatory).
+
+        ``delay = tau atan2(sqrt(I_p) x2, x1) / sqrt(I_p)``, ``period = tau pi / sqrt(I_p)``.
+        """
+        syn = 0.0 if self.tau_syn is None else y[2]
+        s = jnp.sqrt(jax.nn.softplus(self.I0 + syn + drive))
+        delay = self.tau * jnp.arctan2(s * y[1], y[0]) / s
+        return delay, self.tau * _PI / s
 
     # -- closed forms (delta synapses) -------------------------------------------------------
     @property
@@ -90,32 +115,29 @@ class QIF(AbstractNeuron):
             raise NotClosedForm("QIF with exponential synapses has no closed-form flow; use the diffrax path")
 
     def flow(self, y, dt):
+        """``exp(A dt) x``: ``cos/sin`` (``I0 > 0``), ``cosh/sinh`` (``I0 < 0``) or ``1 + A dt`` (``I0 = 0``)."""
         self._require_closed_form()
-        x1, x2 = jnp.sin(0.5 * y[0]), jnp.cos(0.5 * y[0])
         i0 = self.I0
         s = jnp.sqrt(jnp.where(i0 != 0, jnp.abs(i0), 1.0))
         phase = s * dt / self.tau
-        # exp(A dt) up to a positive factor (theta only depends on the direction of x).
         osc = i0 > 0
-        c = jnp.where(osc, jnp.cos(phase), 1.0)
-        sin_or_tanh = jnp.where(osc, jnp.sin(phase), jnp.tanh(phase))
-        k = jnp.where(i0 != 0, sin_or_tanh / s, dt / self.tau)
-        n1 = c * x1 + k * i0 * x2
-        n2 = c * x2 - k * x1
-        return y.at[0].set(2.0 * jnp.arctan2(n1, n2))
+        c = jnp.where(osc, jnp.cos(phase), jnp.cosh(phase))
+        sn = jnp.where(osc, jnp.sin(phase), jnp.sinh(phase))
+        k = jnp.where(i0 != 0, sn / s, dt / self.tau)  # sin(s t/tau)/s -> t/tau as I0 -> 0
+        c = jnp.where(i0 != 0, c, 1.0)
+        return jnp.stack([c * y[0] + k * i0 * y[1], c * y[1] - k * y[0]])
 
     def time_to_threshold(self, y, horizon) -> Scalar:
         self._require_closed_form()
-        x1, x2 = jnp.sin(0.5 * y[0]), jnp.cos(0.5 * y[0])
+        x1, x2 = y[0], y[1]
         i0 = self.I0
         osc = i0 > 0
-        s = jnp.sqrt(jnp.where(i0 != 0, jnp.abs(i0), 1.0))
-        s = jnp.where(i0 != 0, s, 0.0)
+        s = jnp.where(i0 != 0, jnp.sqrt(jnp.where(i0 != 0, jnp.abs(i0), 1.0)), 0.0)
+        # Oscillatory: x2 first vanishes at s t/tau = atan2(s x2, x1) (in [0, pi] for x2 >= 0).
         t_osc = self.tau * jnp.arctan2(s * x2, x1) / jnp.where(osc, s, 1.0)
-        # Excitable/critical: a spike iff V > sqrt(-I0), i.e. x1 > s x2.
+        # Excitable or critical: a spike iff V > sqrt(-I0), i.e. x1 > s x2; then tanh(s t/tau) = s x2/x1.
         fires = x1 > s * x2
-        x1_safe = jnp.where(fires, x1, 1.0)
-        ratio = jnp.where(fires, x2 / x1_safe, 0.0)
+        ratio = jnp.where(fires, x2 / jnp.where(fires, x1, 1.0), 0.0)
         t_exc = self.tau * ratio * _atanhrel(jnp.where(fires, s * ratio, 0.0))
         t = jnp.where(osc, t_osc, jnp.where(fires, t_exc, jnp.inf))
         return jnp.where(t <= horizon, t, jnp.inf)

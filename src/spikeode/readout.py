@@ -1,0 +1,137 @@
+"""Readouts and losses: first (pseudo)spike times, time-to-first-spike cross-entropy, max-voltage readout.
+
+Conventions (explicit, because silent outputs and ties decide accuracies):
+- ``first_spike_times(..., pseudospikes=True)``: an output that spiked in ``[0, T]`` reports its first
+  spike time; a silent one reports its first pseudospike ``T + delay`` (Klos & Memmesheimer
+  pseudodynamics, see ``AbstractNeuron.pseudo_spike``), smooth in all parameters.
+- ``pseudospikes=False``: a silent output reports ``T`` (continuous, zero gradient).
+- ``accuracy``: the prediction is the output with the earliest time; a sample counts as wrong when
+  the earliest time is shared by several outputs (a tie) or, for ``real_only``, when no output spiked.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from .network import FeedForward, Trace, _merge_spikes
+from .neurons import LIF
+
+__all__ = [
+    "first_spike_times",
+    "pseudo_rates_and_delays",
+    "first_spike_loss",
+    "accuracy",
+    "max_voltage",
+    "voltage_loss",
+]
+
+
+def pseudo_rates_and_delays(net: FeedForward, trace: Trace):
+    """Layer by layer, the pseudo input ``x_l = W_l r_{l-1}`` (``r_0 = 0``: inputs have no pseudodynamics)
+    and each neuron's pseudospike ``(delay, period)``; the pseudo rate is ``r_l = 1 - delay/period``.
+
+    Returns the list of delays per layer (batch axes leading). Recurrent weights are not used here.
+    """
+    batch_shape = trace.layers[0].counts.shape[:-1]
+    rate = jnp.zeros(batch_shape + (net.sizes[0],), trace.layers[0].state_T.dtype)
+    delays = []
+    for neuron, w, layer in zip(net.neurons, net.weights, trace.layers):
+        if not neuron.has_pseudodynamics:
+            raise ValueError(f"{type(neuron).__name__} has no pseudodynamics; train with pseudospikes off")
+        drive = rate @ w.T
+        pseudo = jnp.vectorize(neuron.pseudo_spike, signature="(d),()->(),()")
+        delay, period = pseudo(layer.state_T, drive)
+        rate = 1.0 - delay / period
+        delays.append(delay)
+    return delays
+
+
+def first_spike_times(
+    net: FeedForward, trace: Trace, T: float, *, pseudospikes: bool = True
+) -> Float[Array, "*batch outputs"]:
+    """First output spike time per output neuron (see the module docstring for silent outputs)."""
+    out = trace.output
+    spiked = out.counts > 0
+    first = jnp.where(spiked, out.times[..., 0], 0.0)
+    if pseudospikes:
+        silent_time = T + pseudo_rates_and_delays(net, trace)[-1]
+    else:
+        silent_time = jnp.full_like(first, T)
+    return jnp.where(spiked, first, silent_time)
+
+
+def first_spike_loss(
+    t_first: Float[Array, "*batch outputs"],
+    labels: Int[Array, "*batch"],
+    T: float,
+    *,
+    temperature: float = 1.0,
+    gamma: float = 0.0,
+) -> Float[Array, "*batch"]:
+    """Cross-entropy on ``-t/temperature`` plus ``gamma (exp(t_label/T) - 1)`` (pulls the label earlier)."""
+    logp = jax.nn.log_softmax(-t_first / temperature, axis=-1)
+    t_label = jnp.take_along_axis(t_first, labels[..., None], axis=-1)[..., 0]
+    ce = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    return ce + gamma * jnp.expm1(t_label / T)
+
+
+def accuracy(
+    t_first: Float[Array, "*batch outputs"], labels: Int[Array, "*batch"], *, valid: Bool[Array, "*batch outputs"] | None = None
+) -> Float[Array, "*batch"]:
+    """1 where the earliest output is the label and unique; ``valid`` masks outputs that may count
+    (e.g. ``counts > 0`` for real spikes only; a sample with no valid output is wrong)."""
+    t = t_first if valid is None else jnp.where(valid, t_first, jnp.inf)
+    t_min = jnp.min(t, axis=-1, keepdims=True)
+    unique = jnp.sum(t == t_min, axis=-1) == 1
+    pred = jnp.argmin(t, axis=-1)
+    return ((pred == labels) & unique & jnp.isfinite(t_min[..., 0])).astype(t_first.dtype)
+
+
+def max_voltage(
+    hidden_times: Float[Array, "neurons slots"],
+    weights: Float[Array, "outputs neurons"],
+    T: float,
+    *,
+    tau_mem: float = 1.0,
+    tau_syn: float = 0.5,
+) -> Float[Array, " outputs"]:
+    """Exact ``max_{t in [0, T]} V(t)`` of non-spiking leaky readout neurons with exponential synapses.
+
+    ``tau_mem dV/dt = -V + I``, ``tau_syn dI/dt = -I``, input spike ``I -> I + w``. Between input
+    spikes ``V`` has at most one extremum (``LIF.voltage_extremum``): the maximum over each interval
+    is at its ends or there. One sample; vmap for a batch.
+    """
+    readout = LIF(tau_mem=tau_mem, tau_syn=tau_syn, I0=0.0, v_th=jnp.inf, v_reset=0.0)
+    times, units = _merge_spikes(hidden_times)
+    n_out = weights.shape[0]
+    flow = jax.vmap(readout.flow, in_axes=(0, None))
+    extremum = jax.vmap(readout.voltage_extremum)
+    dtype = jnp.result_type(hidden_times.dtype, weights.dtype)
+
+    def segment_max(y, length):
+        t_ext, has = extremum(y)
+        inside = has & (t_ext < length)
+        at_ext = jax.vmap(readout.flow)(y, jnp.where(inside, t_ext, 0.0))[:, 0]
+        end = flow(y, length)
+        return end, jnp.maximum(end[:, 0], jnp.where(inside, at_ext, -jnp.inf))
+
+    def step(carry, event):
+        t, y, vmax = carry
+        t_k, u = event
+        t_next = jnp.minimum(t_k, T)
+        y_end, seg_max = segment_max(y, t_next - t)
+        y_next = y_end.at[:, 1].add(jnp.where(t_k < T, weights[:, u], 0.0))
+        return (t_next, y_next, jnp.maximum(vmax, seg_max)), None
+
+    init = (jnp.asarray(0.0, dtype), jnp.zeros((n_out, 2), dtype), jnp.zeros(n_out, dtype))
+    (t, y, vmax), _ = jax.lax.scan(step, init, (times, units))
+    _, last = segment_max(y, T - t)
+    return jnp.maximum(vmax, last)
+
+
+def voltage_loss(vmax: Float[Array, "*batch outputs"], labels: Int[Array, "*batch"]) -> Float[Array, "*batch"]:
+    """Cross-entropy on the maximum voltages."""
+    logp = jax.nn.log_softmax(vmax, axis=-1)
+    return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]

@@ -1,0 +1,102 @@
+"""Dataset conventions shared by every study: provenance attributes, atomic netCDF writes, reading back.
+
+Every file spikeode writes is an ``xarray.Dataset`` in netCDF with CF-style ``long_name``/``units`` on
+each variable and the global attributes ``title``, ``spikeode_version``, ``git_commit``, ``created``
+(ISO 8601), ``seed``, ``config_json`` (the full configuration) and ``Conventions = "CF-1.11"``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+
+__all__ = ["git_commit", "provenance_attrs", "write_dataset", "read_dataset", "variable", "config_of"]
+
+
+def git_commit() -> str:
+    """The commit of the spikeode source tree (``"unknown"`` outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _jsonable(value):
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def provenance_attrs(title: str, config: Mapping, seed: int | None) -> dict:
+    """Global attributes of a result file (netCDF takes no dicts or booleans: config as JSON)."""
+    return {
+        "title": title,
+        "spikeode_version": __version__,
+        "git_commit": git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": -1 if seed is None else int(seed),
+        "config_json": json.dumps(_jsonable(config), sort_keys=True),
+        "Conventions": "CF-1.11",
+    }
+
+
+def config_of(ds: xr.Dataset) -> dict:
+    """The configuration stored in a result file."""
+    return json.loads(ds.attrs["config_json"])
+
+
+def variable(dims, values, long_name: str, units: str = "1", **attrs) -> xr.Variable:
+    """A data variable with the CF labels xarray uses for plot axes."""
+    return xr.Variable(dims, np.asarray(values), attrs={"long_name": long_name, "units": units, **attrs})
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write atomically: a temporary file in the same directory, fsync, then rename over ``path``.
+
+    A failed write never leaves a truncated file, and readers never see a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".nc")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def read_dataset(path: str | Path) -> xr.Dataset:
+    """Load a result file fully into memory and close it (so it can be rewritten safely)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no result file at {path}")
+    with xr.open_dataset(path, engine="netcdf4") as handle:
+        return handle.load()
