@@ -60,7 +60,11 @@ def model_variants(name: str | type[AbstractNeuron]) -> list[tuple[str, Abstract
     """The configurations ``check`` exercises: both synapse types and regimes for built-ins, the defaults otherwise."""
     cls = resolve_neuron_class(name) if isinstance(name, str) else name
     if cls is LIF:
-        return [("lif delta", LIF(tau_mem=1.0, I0=1.2)), ("lif exp", LIF(tau_mem=1.0, tau_syn=0.4, I0=1.1))]
+        return [
+            ("lif delta", LIF(tau_mem=1.0, I0=1.2)),
+            ("lif exp tau_mem=2tau_syn", LIF(tau_mem=1.0, tau_syn=0.5, I0=1.1)),
+            ("lif exp other ratio", LIF(tau_mem=1.0, tau_syn=0.4, I0=1.1)),
+        ]
     if cls is QIF:
         return [
             ("qif delta oscillatory", QIF(tau=1.0, I0=0.3)),

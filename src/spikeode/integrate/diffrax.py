@@ -16,7 +16,10 @@ import optimistix as optx
 from ..neurons import AbstractNeuron
 from ._base import AbstractIntegrator, Advance, supra_threshold
 
-__all__ = ["Diffrax"]
+__all__ = ["DEFAULT_TOLERANCES", "Diffrax"]
+
+#: ``(rtol, atol, root_tol)`` for float32 (``False``) and float64 (``True``) states.
+DEFAULT_TOLERANCES = {False: (1e-6, 1e-6, 1e-6), True: (1e-10, 1e-10, 1e-12)}
 
 
 class Diffrax(AbstractIntegrator):
@@ -27,15 +30,26 @@ class Diffrax(AbstractIntegrator):
         root_tol: tolerance of the Newton root find of the event time.
         max_steps: step budget of one inter-event solve (a failure is reported, never silent).
         solver: any diffrax ODE solver with a dense interpolant.
+
+    A tolerance left at ``None`` is chosen for the state's dtype (``DEFAULT_TOLERANCES``): float64
+    1e-10 (root 1e-12); float32 1e-6, since tolerances below the dtype's resolution make the
+    solver or the Newton root find fail.
     """
 
-    rtol: float = eqx.field(static=True, default=1e-10)
-    atol: float = eqx.field(static=True, default=1e-10)
-    root_tol: float = eqx.field(static=True, default=1e-12)
+    rtol: float | None = eqx.field(static=True, default=None)
+    atol: float | None = eqx.field(static=True, default=None)
+    root_tol: float | None = eqx.field(static=True, default=None)
     max_steps: int = eqx.field(static=True, default=1024)
     solver: dfx.AbstractSolver = eqx.field(static=True, default_factory=dfx.Tsit5)
 
+    def tolerances(self, dtype) -> tuple[float, float, float]:
+        """``(rtol, atol, root_tol)``: the given values, defaults for ``dtype`` where ``None``."""
+        defaults = DEFAULT_TOLERANCES[jnp.finfo(dtype).bits >= 64]
+        given = (self.rtol, self.atol, self.root_tol)
+        return tuple(d if g is None else g for g, d in zip(given, defaults))
+
     def advance(self, neuron: AbstractNeuron, t0, t1, y) -> Advance:
+        rtol, atol, root_tol = self.tolerances(y.dtype)
         g, _ = supra_threshold(neuron, y)
         immediate = jnp.any(g >= 0)
         active = (t1 > t0) & ~immediate
@@ -59,8 +73,8 @@ class Diffrax(AbstractIntegrator):
             t1=t1_solve,
             dt0=None,
             y0=y_solve,
-            stepsize_controller=dfx.PIDController(rtol=self.rtol, atol=self.atol),
-            event=dfx.Event(cond_fn, root_finder=optx.Newton(rtol=self.root_tol, atol=self.root_tol), direction=True),
+            stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+            event=dfx.Event(cond_fn, root_finder=optx.Newton(rtol=root_tol, atol=root_tol), direction=True),
             saveat=dfx.SaveAt(t1=True),
             max_steps=self.max_steps,
             throw=False,

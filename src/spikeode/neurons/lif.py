@@ -28,9 +28,10 @@ class LIF(AbstractNeuron):
     Closed forms: ``V(t) = I0 + (V0 - I0) e^{-t/tau_mem} + I0_syn phi(t)`` with
     ``phi(t) = tau_syn/(tau_syn - tau_mem) (e^{-t/tau_syn} - e^{-t/tau_mem})`` (written stably, so
     ``tau_syn = tau_mem`` is fine). With delta synapses the threshold time is
-    ``tau_mem ln((I0 - V0)/(I0 - v_th))``. With exponential synapses ``V`` has at most one extremum,
-    found analytically; the crossing is then bracketed on a monotone piece and solved by safeguarded
-    Newton with implicit-function gradients, for any ratio ``tau_mem/tau_syn``.
+    ``tau_mem ln((I0 - V0)/(I0 - v_th))``. With exponential synapses and ``tau_mem = 2 tau_syn``
+    ``V`` is a quadratic in ``exp(-t/tau_mem)`` (closed-form crossing); for any other ratio ``V`` has at
+    most one extremum, found analytically, and the crossing is bracketed on a monotone piece and solved
+    by safeguarded Newton. Both carry implicit-function gradients in every parameter.
     A delta input can push ``V`` over threshold: the engine emits that spike at the input time.
     """
 
@@ -113,6 +114,34 @@ class LIF(AbstractNeuron):
         return jnp.where(reaches & (dt <= horizon), dt, jnp.inf)
 
     def _exp_time_to_threshold(self, y, horizon):
+        # tau_mem = 2 tau_syn (exactly; a runtime check on shared, unbatched parameters, so only one
+        # branch runs): V is a quadratic in x = exp(-t/tau_mem) -- the ratio of Klos & Memmesheimer.
+        quadratic = self.tau_mem == 2.0 * self.tau_syn
+        return jax.lax.cond(quadratic, lambda m, y, h: m._quadratic_crossing(y, h),
+                            lambda m, y, h: m._bracketed_crossing(y, h), self, y, horizon)
+
+    def _quadratic_crossing(self, y, horizon):
+        """Largest root ``x`` in ``[exp(-horizon/tau_mem), 1)`` of ``V(x) - v_th = a2 x^2 + a1 x + a0``."""
+        i = y[1]
+        a2, a1, a0 = -i, y[0] - self.I0 + i, self.I0 - self.v_th
+        disc = a1 * a1 - 4.0 * a2 * a0
+        real = disc >= 0
+        sq = jnp.sqrt(jnp.where(real, disc, 0.0))
+        q = -0.5 * (a1 + jnp.where(a1 >= 0, sq, -sq))
+        q_safe = jnp.where(q == 0, 1.0, q)
+        roots = jnp.stack([q / jnp.where(a2 == 0, 1.0, a2), a0 / q_safe])
+        ok = real & jnp.stack([a2 != 0, q != 0])
+        x_min = jnp.exp(-horizon / self.tau_mem)
+        valid = ok & (roots >= x_min) & (roots < 1.0)
+        x = jnp.max(jnp.where(valid, roots, -1.0))
+        crosses = jnp.any(valid)
+        t0 = jax.lax.stop_gradient(-self.tau_mem * jnp.log(jnp.where(crosses, x, 0.5)))
+        # One Newton step on the general V(t): exact first derivatives in every parameter (IFT).
+        slope = self.vector_field(t0, self.flow(y, t0), None)[0]
+        t = t0 - (self._voltage(y, t0) - self.v_th) / jnp.where(slope > 0, slope, 1.0)
+        return jnp.where(crosses & (t <= horizon), t, jnp.inf)
+
+    def _bracketed_crossing(self, y, horizon):
         t_ext, has_ext = self.voltage_extremum(y)
         t_mid = jnp.where(has_ext, jnp.minimum(t_ext, horizon), horizon)
         g = lambda t: self._voltage(y, t) - self.v_th  # noqa: E731

@@ -20,6 +20,18 @@ def _atanhrel(r):
     return jnp.where(small, 1.0 + r * r / 3, jnp.arctanh(rs) / rs)
 
 
+def _atan2(y, x):
+    """``atan2`` through one ``arctan`` of a ratio in ``[0, 1]`` (XLA's CPU ``atan2`` is not vectorised;
+    this is ~4x faster there) -- same values and derivatives, ``atan2(0, 0) = 0``."""
+    ax, ay = jnp.abs(x), jnp.abs(y)
+    swap = ay > ax
+    num, den = jnp.where(swap, ax, ay), jnp.where(swap, ay, ax)
+    a = jnp.arctan(num / jnp.where(den == 0, 1.0, den))
+    a = jnp.where(swap, 0.5 * _PI - a, a)
+    a = jnp.where(x < 0, _PI - a, a)
+    return jnp.where(y < 0, -a, a)
+
+
 def _phase_vector(theta):
     return jnp.stack([jnp.sin(0.5 * theta), jnp.cos(0.5 * theta)])
 
@@ -102,7 +114,7 @@ class QIF(AbstractNeuron):
         """
         syn = 0.0 if self.tau_syn is None else y[2]
         s = jnp.sqrt(jax.nn.softplus(self.I0 + syn + drive))
-        delay = self.tau * jnp.arctan2(s * y[1], y[0]) / s
+        delay = self.tau * _atan2(s * y[1], y[0]) / s
         return delay, self.tau * _PI / s
 
     # -- closed forms (delta synapses) -------------------------------------------------------
@@ -134,7 +146,7 @@ class QIF(AbstractNeuron):
         osc = i0 > 0
         s = jnp.where(i0 != 0, jnp.sqrt(jnp.where(i0 != 0, jnp.abs(i0), 1.0)), 0.0)
         # Oscillatory: x2 first vanishes at s t/tau = atan2(s x2, x1) (in [0, pi] for x2 >= 0).
-        t_osc = self.tau * jnp.arctan2(s * x2, x1) / jnp.where(osc, s, 1.0)
+        t_osc = self.tau * _atan2(s * x2, x1) / jnp.where(osc, s, 1.0)
         # Excitable or critical: a spike iff V > sqrt(-I0), i.e. x1 > s x2; then tanh(s t/tau) = s x2/x1.
         fires = x1 > s * x2
         ratio = jnp.where(fires, x2 / jnp.where(fires, x1, 1.0), 0.0)

@@ -1,0 +1,427 @@
+"""Exact event adjoint (EventProp-style) of a feed-forward layer, for every declared neuron model.
+
+``simulate_layer_adjoint`` has the signature and the result of ``layer.simulate_layer``; only its
+reverse mode differs. It is a ``jax.custom_vjp`` whose forward runs the event loop and keeps, per
+event, the time, the kind (input arrival, own spike, jump-induced spike, trial end), the neuron or
+input index and the layer state just before the event ``y^-`` -- ``O(events x neurons x state)``,
+independent of solver steps. The backward pass sweeps the events in reverse:
+
+* between events the adjoint ``lam`` (cotangent of the state) and the parameter cotangent ``mu``
+  are carried back over the segment: as the VJP of the model's closed-form ``flow(y, dt)`` (exact),
+  or, on the diffrax path, by re-integrating ``y`` forwards from the stored post-event state with
+  dense output and solving ``lam' = -(df/dy)^T lam``, ``mu' = -(df/dp)^T lam`` backwards on it;
+* at each event the jump rules of the notes (``/work/shared/ADJOINT_NOTES.md`` sec. 2) are applied
+  through ``jax.vjp`` of the model's ``receive``, ``reset`` and ``threshold``:
+
+  - receive (input ``k`` at ``tau_k``): ``lam^- = J^T lam^+``, ``dL/dw += lam^+ . dj/dw``,
+    ``dL/dtau_k = Lam + lam^- . f(y^-)``  (``Lam``: the time cotangent carried from later events);
+  - own spike of neuron ``i`` (``g(y_i^-) = 0``): ``lam^- = R^T lam^+``, then with
+    ``Lam_tot = ct_s + Lam + lam^- . f(y^-)`` and ``gdot = grad g . f``:
+    ``lam_i^- -= (Lam_tot/gdot) grad_y g``, ``dL/dp -= (Lam_tot/gdot) dg/dp``;
+  - jump-induced spike (an input lifted ``g >= 0``: the spike is at the input time): reset only,
+    its time cotangent is handed on to that input's ``dL/dtau`` (composite map ``r o j``);
+  - trial end: ``lam = dL/dy(T)``.
+
+Written this way (reverse-mode AD of the event graph with the spike times given by the implicit
+function theorem) the rules need nothing model-specific, and ``lam . f`` conservation makes them
+identical to the continuous-adjoint form of the notes. The cotangents returned are those of every
+inexact array field of the neuron model, of the weights and of the input spike times, so stacked
+layers chain through ``network._merge_spikes`` by ordinary JAX autodiff.
+
+Assumptions: autonomous models (``vector_field`` ignores ``t``; true of every shipped model and of
+the ``flow(y, dt)`` contract); feed-forward layers (``recurrent_weights`` raises
+``NotImplementedError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from .integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
+from .layer import LayerTrace, default_budget, validate_layer_inputs
+from .neurons import AbstractNeuron
+
+__all__ = ["simulate_layer_adjoint", "simulate_adjoint", "EventRecords", "record_events",
+           "NONE", "RECEIVE", "SPIKE", "INDUCED", "END"]
+
+#: Event kinds in the per-event records.
+NONE, RECEIVE, SPIKE, INDUCED, END = 0, 1, 2, 3, 4
+
+
+class EventRecords(NamedTuple):
+    """What the forward pass keeps for the backward pass (``E`` = event budget).
+
+    Attributes:
+        t: event time.
+        kind: ``NONE`` (no-op step after the end), ``RECEIVE``, ``SPIKE``, ``INDUCED``, ``END``.
+        index: the spiking neuron (spikes) or the input event (receives).
+        slot: the spike's slot in ``times`` (``n_slots`` if not recorded).
+        y_minus: the layer state just before the event.
+    """
+
+    t: Float[Array, " E"]
+    kind: Int[Array, " E"]
+    index: Int[Array, " E"]
+    slot: Int[Array, " E"]
+    y_minus: Float[Array, "E neurons state"]
+
+
+# ---------------------------------------------------------------------------------------------
+# forward: the event loop of layer.simulate_layer (feed-forward), recording every event
+# ---------------------------------------------------------------------------------------------
+def _forward(neuron, integ, weights, in_times, in_units, T, n_slots, budget):
+    n_neurons = weights.shape[0]
+    n_events = in_times.shape[0]
+    dtype = jnp.result_type(in_times.dtype, weights.dtype)
+    y0 = jnp.broadcast_to(neuron.initial_state().astype(dtype), (n_neurons, neuron.state_size))
+    receive_all = jax.vmap(neuron.receive)
+    threshold_all = jax.vmap(neuron.threshold)
+    weights_by_unit = weights.T
+
+    def step(carry, _):
+        t, y, k, counts, done, ok, used = carry
+        k_safe = jnp.minimum(k, n_events - 1)
+        t_in = jnp.where(k < n_events, in_times[k_safe], jnp.inf)
+        input_due = t_in < T
+        # Both integrators fire at once (the jump-induced spike) iff some g >= 0 at the start.
+        immediate = jnp.any(threshold_all(y) >= 0)
+        adv = integ.advance(neuron, t, jnp.minimum(t_in, T), y)
+        spike = adv.fired & ~done
+        arrive = ~adv.fired & input_due & ~done
+        finish = ~adv.fired & ~input_due & ~done
+        i = adv.neuron
+        y_next = jnp.where(arrive, receive_all(adv.y, weights_by_unit[in_units[k_safe]]), adv.y)
+        y_next = y_next.at[i].set(jnp.where(spike, neuron.reset(adv.y[i]), y_next[i]))
+        y_next = jnp.where(done, y, y_next)
+        slot = jnp.where(spike, counts[i], n_slots)
+        kind = jnp.where(spike, jnp.where(immediate, INDUCED, SPIKE),
+                         jnp.where(arrive, RECEIVE, jnp.where(finish, END, NONE))).astype(jnp.int8)
+        index = jnp.where(arrive, k_safe, i).astype(jnp.int32)
+        carry = (
+            jnp.where(done, t, adv.t),
+            y_next,
+            k + arrive.astype(k.dtype),
+            counts.at[i].add(spike.astype(counts.dtype)),
+            done | finish,
+            ok & (adv.ok | done),
+            used + (~done).astype(used.dtype),
+        )
+        rec = EventRecords(t=jnp.where(done, t, adv.t), kind=kind, index=index, slot=slot.astype(jnp.int32),
+                           y_minus=jnp.where(done, y, adv.y))
+        return carry, rec
+
+    init = (
+        jnp.asarray(0.0, dtype),
+        y0,
+        jnp.asarray(0, jnp.int32),
+        jnp.zeros(n_neurons, jnp.int32),
+        jnp.asarray(False),
+        jnp.asarray(True),
+        jnp.asarray(0, jnp.int32),
+    )
+    (t, y, k, counts, done, ok, used), rec = jax.lax.scan(step, init, None, length=budget)
+    spiking = (rec.kind == SPIKE) | (rec.kind == INDUCED)
+    who = jnp.where(spiking, rec.index, 0)
+    times = jnp.full((n_neurons, n_slots), jnp.inf, dtype).at[who, rec.slot].set(rec.t, mode="drop")
+    aux = (counts, used, ~done, jnp.any(counts > n_slots), ~ok)
+    return times, y, aux, rec
+
+
+# ---------------------------------------------------------------------------------------------
+# backward: segment adjoints
+# ---------------------------------------------------------------------------------------------
+def _segment_vjp_closed_form(static, params, y_start, dt, lam_end):
+    """Exact: the VJP of the closed-form ``flow(y, dt)`` w.r.t. the start state and the parameters."""
+
+    def flow_all(p, y):
+        return jax.vmap(eqx.combine(p, static).flow, in_axes=(0, None))(y, dt)
+
+    _, vjp = jax.vjp(flow_all, params, y_start)
+    ct_p, lam_start = vjp(lam_end)
+    return lam_start, ct_p
+
+
+def _segment_vjp_diffrax(integ: Diffrax, static, params, y_start, dt, lam_end):
+    """Continuous adjoint on one inter-event segment ("full" mode of the notes).
+
+    Time is rescaled to ``s in [0, 1]`` (``dy/ds = dt f``) so that empty segments (``dt = 0``:
+    jump-induced spikes, no-op steps) need no special case. ``y`` is re-integrated forwards from
+    the stored post-event state with dense output, then ``lam`` and ``mu`` are solved backwards.
+    """
+    rtol, atol = _tolerances(integ, y_start.dtype)[:2]
+
+    def scaled_field(p, y):
+        return dt * jax.vmap(lambda yy: eqx.combine(p, static).vector_field(0.0, yy, None))(y)
+
+    controller = dfx.PIDController(rtol=rtol, atol=atol)
+    fwd = dfx.diffeqsolve(
+        dfx.ODETerm(lambda s, y, args: scaled_field(params, y)), integ.solver, t0=0.0, t1=1.0, dt0=None,
+        y0=y_start, stepsize_controller=controller, saveat=dfx.SaveAt(dense=True),
+        max_steps=integ.max_steps, throw=False,
+    )
+
+    def adjoint_field(s, state, args):
+        lam, _ = state
+        _, vjp = jax.vjp(scaled_field, params, fwd.evaluate(s))
+        ct_p, ct_y = vjp(lam)
+        return (-ct_y, jax.tree_util.tree_map(jnp.negative, ct_p))
+
+    mu0 = jax.tree_util.tree_map(jnp.zeros_like, params)
+    bwd = dfx.diffeqsolve(
+        dfx.ODETerm(adjoint_field), integ.solver, t0=1.0, t1=0.0, dt0=None, y0=(lam_end, mu0),
+        stepsize_controller=controller, saveat=dfx.SaveAt(t1=True), max_steps=integ.max_steps, throw=False,
+    )
+    lam_start, mu = jax.tree_util.tree_map(lambda a: a[-1], bwd.ys)
+    return lam_start, mu
+
+
+def _tolerances(integ: Diffrax, dtype):
+    if hasattr(integ, "tolerances"):
+        return integ.tolerances(dtype)
+    return integ.rtol, integ.atol, integ.root_tol
+
+
+def _tree_where(cond, a, b):
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+def _tree_add(a, b):
+    return jax.tree_util.tree_map(jnp.add, a, b)
+
+
+def _backward(static, integ, n_slots, params, weights, in_times, in_units, rec: EventRecords, ct_times, ct_state_T):
+    neuron = eqx.combine(params, static)
+    n_neurons, n_inputs = weights.shape
+    n_events = in_times.shape[0]
+    budget = rec.t.shape[0]
+    dtype = rec.y_minus.dtype
+    weights_by_unit = weights.T
+    closed = isinstance(integ, ClosedForm)
+
+    def initial_layer_state(p):
+        return jnp.broadcast_to(eqx.combine(p, static).initial_state().astype(dtype), (n_neurons, neuron.state_size))
+
+    y0 = initial_layer_state(params)
+
+    def receive_all(p, y, w):
+        return jax.vmap(eqx.combine(p, static).receive)(y, w)
+
+    def post_state(e):
+        """State right after event ``e`` (recomputed from ``y^-``, exactly as in the forward pass)."""
+        kind, idx, ym = rec.kind[e], rec.index[e], rec.y_minus[e]
+        y_in = receive_all(params, ym, weights_by_unit[in_units[idx]])
+        i = jnp.minimum(idx, n_neurons - 1)
+        y_sp = ym.at[i].set(neuron.reset(ym[i]))
+        spiking = (kind == SPIKE) | (kind == INDUCED)
+        return jnp.where(kind == RECEIVE, y_in, jnp.where(spiking, y_sp, ym))
+
+    zero_p = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+    def body(carry, e):
+        lam, t_carry, ct_p, ct_wu, ct_tau = carry
+        t_e, kind, idx, slot, ym = rec.t[e], rec.kind[e], rec.index[e], rec.slot[e], rec.y_minus[e]
+        e_prev = jnp.maximum(e - 1, 0)
+        t_prev = jnp.where(e > 0, rec.t[e_prev], jnp.zeros((), dtype))
+        y_prev = jnp.where(e > 0, post_state(e_prev), y0)
+
+        is_receive = kind == RECEIVE
+        is_spike = kind == SPIKE
+        is_induced = kind == INDUCED
+        spiking = is_spike | is_induced
+        active = kind != NONE
+
+        i = jnp.minimum(idx, n_neurons - 1)
+        k = jnp.minimum(idx, n_events - 1)
+        u = in_units[k]
+        # Time cotangent of this event: from later events, plus the output's for a recorded spike.
+        slot_ok = spiking & (slot < n_slots)
+        ct_s = jnp.where(slot_ok, ct_times[i, jnp.minimum(slot, n_slots - 1)], 0.0)
+        Lam = t_carry + ct_s
+
+        # Receive jump: lam^- = J^T lam^+, dL/dw, dL/dp.
+        _, vjp_recv = jax.vjp(receive_all, params, ym, weights_by_unit[u])
+        ctp_recv, lam_recv, ctw_recv = vjp_recv(lam)
+        # Reset of neuron i: lam_i^- = R^T lam_i^+, dL/dp.
+        _, vjp_reset = jax.vjp(lambda p, y: eqx.combine(p, static).reset(y), params, ym[i])
+        ctp_reset, lam_i = vjp_reset(lam[i])
+        lam_minus = jnp.where(is_receive, lam_recv, jnp.where(spiking, lam.at[i].set(lam_i), lam))
+
+        # Explicit time dependence of y^- (autonomous flow: d y^-/dt_e = f(y^-)).
+        F = jax.vmap(lambda y: neuron.vector_field(t_e, y, None))(ym)
+        lam_f = jnp.sum(lam_minus * F)
+
+        # Own spike: the spike time moves with the state, t_e = t_prev + dt*(y_prev, p) (IFT).
+        _, vjp_g = jax.vjp(lambda p, y: eqx.combine(p, static).threshold(y), params, ym[i])
+        ctp_g, grad_g = vjp_g(jnp.ones((), dtype))
+        gdot = jnp.dot(grad_g, F[i])
+        coef = (Lam + lam_f) / jnp.where(is_spike & (gdot != 0), gdot, 1.0)
+        lam_minus = jnp.where(is_spike, lam_minus.at[i].add(-coef * grad_g), lam_minus)
+
+        ct_p_event = _tree_where(is_receive, ctp_recv, zero_p)
+        ct_p_event = _tree_add(ct_p_event, _tree_where(spiking, ctp_reset, zero_p))
+        ct_p_event = _tree_add(ct_p_event, _tree_where(is_spike, jax.tree_util.tree_map(lambda c: -coef * c, ctp_g), zero_p))
+        ct_wu = ct_wu.at[u].add(jnp.where(is_receive, ctw_recv, 0.0))
+        ct_tau = ct_tau.at[k].add(jnp.where(is_receive, Lam + lam_f, 0.0))
+        # Cotangent handed to the previous event's time: the segment's -lam^-.f (receive, end);
+        # own and jump-induced spikes pass Lam on unchanged (t_e - t_prev is fixed by the state).
+        t_carry_new = jnp.where(spiking, Lam, jnp.where(active, -lam_f, t_carry))
+
+        # Segment (t_prev, t_e): carry lam^- back to the post-state of the previous event.
+        dt = jnp.where(active, t_e - t_prev, 0.0)
+        if closed:
+            lam_start, ct_p_seg = _segment_vjp_closed_form(static, params, y_prev, dt, lam_minus)
+        else:
+            lam_start, ct_p_seg = _segment_vjp_diffrax(integ, static, params, y_prev, dt, lam_minus)
+        lam_new = jnp.where(active, lam_start, lam)
+        ct_p = _tree_add(ct_p, _tree_where(active, _tree_add(ct_p_event, ct_p_seg), zero_p))
+        return (lam_new, t_carry_new, ct_p, ct_wu, ct_tau), None
+
+    init = (
+        ct_state_T.astype(dtype),
+        jnp.zeros((), dtype),
+        zero_p,
+        jnp.zeros((n_inputs, n_neurons), dtype),
+        jnp.zeros((n_events,), dtype),
+    )
+    (lam0, _, ct_p, ct_wu, ct_tau), _ = jax.lax.scan(body, init, jnp.arange(budget - 1, -1, -1))
+    _, vjp_init = jax.vjp(initial_layer_state, params)
+    ct_p = _tree_add(ct_p, vjp_init(lam0)[0])
+    return ct_p, ct_wu.T, ct_tau
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------------
+def _zero_cotangent(x):
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros_like(x)
+    return None
+
+
+def _layer_core(static, integ, n_slots: int, budget: int):
+    """The ``custom_vjp`` for one layer configuration (static parts closed over)."""
+
+    @jax.custom_vjp
+    def core(params, weights, in_times, in_units, T):
+        times, y_T, aux, _ = _forward(eqx.combine(params, static), integ, weights, in_times, in_units, T, n_slots, budget)
+        return times, y_T, aux
+
+    def fwd(params, weights, in_times, in_units, T):
+        times, y_T, aux, rec = _forward(eqx.combine(params, static), integ, weights, in_times, in_units, T, n_slots, budget)
+        return (times, y_T, aux), (params, weights, in_times, in_units, T, rec)
+
+    def bwd(res, cts):
+        params, weights, in_times, in_units, T, rec = res
+        ct_times, ct_y_T, _ = cts
+        ct_p, ct_w, ct_tau = _backward(static, integ, n_slots, params, weights, in_times, in_units, rec,
+                                       jnp.asarray(ct_times), jnp.asarray(ct_y_T))
+        return ct_p, ct_w.astype(weights.dtype), ct_tau.astype(in_times.dtype), None, _zero_cotangent(T)
+
+    core.defvjp(fwd, bwd)
+    return core
+
+
+def record_events(neuron, weights, in_times, in_units, T, *, n_slots, integrator="auto", budget=None) -> EventRecords:
+    """The per-event records the adjoint keeps (for inspection and tests)."""
+    integ = make_integrator(integrator, neuron)
+    budget = default_budget(in_times.shape[0], weights.shape[0], n_slots) if budget is None else int(budget)
+    dtype = jnp.result_type(in_times.dtype, weights.dtype)
+    return _forward(neuron, integ, weights, in_times.astype(dtype), in_units, jnp.asarray(T, dtype), n_slots, budget)[3]
+
+
+def simulate_layer_adjoint(
+    neuron: AbstractNeuron,
+    weights: Float[Array, "neurons inputs"],
+    in_times: Float[Array, " events"],
+    in_units: Int[Array, " events"],
+    T,
+    *,
+    n_slots: int,
+    integrator: AbstractIntegrator | str = "auto",
+    budget: int | None = None,
+    recurrent_weights=None,
+) -> LayerTrace:
+    """``layer.simulate_layer`` with an exact event adjoint as its reverse mode.
+
+    Same arguments, same ``LayerTrace`` (bitwise the same forward values). Reverse mode gives the
+    cotangents of every inexact array field of ``neuron``, of ``weights`` and of ``in_times``
+    (not of ``in_units``, nor of ``T``), keeping only ``O(budget x neurons x state)`` between the
+    forward and the backward pass. Feed-forward only: ``recurrent_weights`` raises
+    ``NotImplementedError``.
+    """
+    if recurrent_weights is not None:
+        raise NotImplementedError("simulate_layer_adjoint: recurrent weights are not supported yet (use the autodiff path)")
+    integ = make_integrator(integrator, neuron)
+    if not isinstance(integ, (ClosedForm, Diffrax)):
+        raise NotImplementedError(f"simulate_layer_adjoint supports ClosedForm and Diffrax integrators, got {type(integ).__name__}")
+    validate_layer_inputs(neuron, weights, in_times, in_units)
+    n_neurons = weights.shape[0]
+    n_events = in_times.shape[0]
+    budget = default_budget(n_events, n_neurons, n_slots) if budget is None else int(budget)
+    dtype = jnp.result_type(in_times.dtype, weights.dtype)
+    params, static = eqx.partition(neuron, eqx.is_inexact_array)
+    core = _layer_core(static, integ, int(n_slots), budget)
+    times, y_T, (counts, used, exhausted, overflow, failed) = core(
+        params, weights, in_times.astype(dtype), in_units, jnp.asarray(T, dtype))
+    return LayerTrace(times=times, counts=counts, state_T=y_T, events_used=used, exhausted=exhausted,
+                      overflow=overflow, failed=failed)
+
+
+def simulate_adjoint(
+    net,
+    spikes,
+    T: float,
+    *,
+    integrator: str | AbstractIntegrator | Sequence[str | AbstractIntegrator] = "auto",
+    budget: int | Sequence[int | None] | None = None,
+    strict: bool = False,
+):
+    """``network.simulate`` with every layer's reverse mode given by the event adjoint.
+
+    Same arguments and ``Trace``; vmaps over the batch axes of ``spikes``. Feed-forward networks
+    only (a layer with recurrent weights raises ``NotImplementedError``).
+    """
+    from . import network as nw
+    from .layer import is_concrete
+    from .spikes import validate_spikes
+
+    if any(r is not None for r in net.recurrent):
+        raise NotImplementedError("simulate_adjoint: recurrent layers are not supported yet (use gradient='autodiff')")
+    if spikes.n_units != net.sizes[0]:
+        raise ValueError(f"spikes have {spikes.n_units} channels but the network expects {net.sizes[0]}")
+    if is_concrete(net, spikes):
+        nw.check_network(net)
+        validate_spikes(spikes)
+    n_layers = len(net.weights)
+    integrators = tuple(
+        make_integrator(i, n) for i, n in zip(nw._per_layer(integrator, n_layers, "integrator"), net.neurons)
+    )
+    budgets = nw._resolve_budgets(net, spikes.max_events, budget)
+    run = lambda t, u: _simulate_one_adjoint(net, t, u, T, integrators, budgets)  # noqa: E731
+    for _ in spikes.batch_shape:
+        run = jax.vmap(run)
+    trace = run(spikes.times, spikes.units)
+    if strict:
+        nw.check_trace(trace, net=net, spikes=spikes, T=T, integrators=integrators, budgets=budgets)
+    return trace
+
+
+def _simulate_one_adjoint(net, times, units, T, integrators, budgets):
+    """``network._simulate_one`` with ``simulate_layer_adjoint`` per layer."""
+    from . import network as nw
+
+    traces = []
+    for l, (neuron, w) in enumerate(zip(net.neurons, net.weights)):
+        tr = simulate_layer_adjoint(neuron, w, times, units, T, n_slots=net.n_slots[l],
+                                    integrator=integrators[l], budget=budgets[l])
+        traces.append(tr)
+        times, units = nw._merge_spikes(tr.times)
+    return nw.Trace(tuple(traces))
