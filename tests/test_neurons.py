@@ -115,6 +115,7 @@ def test_excitable_qif_rests_without_input():
         ([1.0, 0.5], [0.1, 0.1], "not sorted"),
         ([-1.0, 0.5], [0.1, 0.1], "negative"),
         ([np.nan, 0.5], [0.1, 0.1], "NaN"),
+        ([0.5, 1.0], [0.1, np.inf], "weight"),
         ([0.5, 1.0], [np.nan, 0.1], "weight"),
     ],
 )

@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from .integrate import AbstractIntegrator, make_integrator
 from .neurons import AbstractNeuron
+from .spikes import check_padded_events
 
 __all__ = ["LayerTrace", "simulate_layer", "simulate_neuron", "default_budget", "validate_layer_inputs"]
 
@@ -62,21 +63,7 @@ def validate_layer_inputs(neuron: AbstractNeuron, weights, in_times, in_units) -
     if not np.isfinite(w).all():
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(w))[0])
         raise ValueError(f"weight {list(idx)} is {float(w[idx])} (weights must be finite)")
-    t = np.asarray(in_times, dtype=np.float64)
-    if np.isnan(t).any():
-        raise ValueError(f"input spike time {int(np.flatnonzero(np.isnan(t))[0])} is NaN")
-    if (t < 0).any():
-        j = int(np.flatnonzero(t < 0)[0])
-        raise ValueError(f"input spike time {j} is negative ({t[j]!r})")
-    with np.errstate(invalid="ignore"):
-        steps = np.diff(t)
-    if (steps < 0).any():
-        j = int(np.flatnonzero(steps < 0)[0])
-        raise ValueError(f"input spike times are not sorted: event {j + 1} ({t[j + 1]!r}) comes before event {j} ({t[j]!r})")
-    u = np.asarray(in_units)
-    real = np.isfinite(t)
-    if real.any() and (u[real].min() < 0 or u[real].max() >= w.shape[1]):
-        raise ValueError(f"input unit outside [0, {w.shape[1]}): {int(u[real].min())}..{int(u[real].max())}")
+    check_padded_events(in_times, in_units, w.shape[1], "input")
     g0 = float(neuron.threshold(neuron.initial_state()))
     if not g0 < 0:
         raise ValueError(f"{type(neuron).__name__}: threshold(initial_state()) = {g0!r} must be < 0 (the neuron would fire at t = 0)")

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-__all__ = ["Spikes", "spikes_from_lists", "validate_spikes"]
+__all__ = ["Spikes", "spikes_from_lists", "validate_spikes", "check_padded_events"]
 
 
 class Spikes(eqx.Module):
@@ -113,6 +113,30 @@ def _check_sample(t: np.ndarray, u: np.ndarray, n_units: int, index: int) -> Non
         raise ValueError(f"sample {index}: unit {bad} outside [0, {n_units})")
 
 
+def check_padded_events(times: np.ndarray, units: np.ndarray, n_units: int, label: str) -> None:
+    """One sample's padded events: no NaN, non-negative, ascending (``+inf`` padding last), units in range.
+
+    Raises:
+        ValueError: ``"{label}: ..."`` naming the event index and the offending value.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    u = np.asarray(units)
+    if np.isnan(t).any():
+        raise ValueError(f"{label}: NaN spike time at event {int(np.flatnonzero(np.isnan(t))[0])}")
+    if (t < 0).any():
+        j = int(np.flatnonzero(t < 0)[0])
+        raise ValueError(f"{label}: negative spike time {t[j]!r} at event {j}")
+    with np.errstate(invalid="ignore"):
+        steps = np.diff(t)
+    if (steps < 0).any():
+        j = int(np.flatnonzero(steps < 0)[0])
+        raise ValueError(f"{label}: times not sorted at event {j + 1} ({t[j]!r} > {t[j + 1]!r})")
+    real = np.isfinite(t)
+    if real.any() and (u[real].min() < 0 or u[real].max() >= n_units):
+        bad = int(u[real].min()) if u[real].min() < 0 else int(u[real].max())
+        raise ValueError(f"{label}: unit {bad} outside [0, {n_units})")
+
+
 def validate_spikes(spikes: Spikes) -> None:
     """Check a padded batch on the host: sorted, no NaN, non-negative, padding only at the end.
 
@@ -124,19 +148,5 @@ def validate_spikes(spikes: Spikes) -> None:
     if t.shape != u.shape:
         raise ValueError(f"times shape {t.shape} differs from units shape {u.shape}")
     t2 = t.reshape(-1, t.shape[-1]) if t.ndim else t.reshape(1, 1)
-    u2 = u.reshape(t2.shape)
-    for i, (ti, ui) in enumerate(zip(t2, u2)):
-        if np.isnan(ti).any():
-            raise ValueError(f"sample {i}: NaN spike time at event {int(np.flatnonzero(np.isnan(ti))[0])}")
-        if (ti < 0).any():
-            j = int(np.flatnonzero(ti < 0)[0])
-            raise ValueError(f"sample {i}: negative spike time {ti[j]!r} at event {j}")
-        with np.errstate(invalid="ignore"):
-            steps = np.diff(ti)
-        if (steps < 0).any():
-            j = int(np.flatnonzero(steps < 0)[0])
-            raise ValueError(f"sample {i}: times not sorted at event {j + 1} ({ti[j]!r} > {ti[j + 1]!r})")
-        real = np.isfinite(ti)
-        if real.any() and (ui[real].min() < 0 or ui[real].max() >= spikes.n_units):
-            bad = int(ui[real].min()) if ui[real].min() < 0 else int(ui[real].max())
-            raise ValueError(f"sample {i}: unit {bad} outside [0, {spikes.n_units})")
+    for i, (ti, ui) in enumerate(zip(t2, u.reshape(t2.shape))):
+        check_padded_events(ti, ui, spikes.n_units, f"sample {i}")

@@ -143,11 +143,11 @@ NEURON_RECIPES: dict[tuple[str, str], dict] = {
     ("yinyang", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(1.5, 0.15),
                              weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
     ("synthetic", "qif"): dict(neuron_params={"tau": 1.0, "I0": -0.05}, weight_mean=(0.02, 0.03), weight_std=(0.5, 1.0)),
-    ("synthetic", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.1, 0.15),
-                               weight_std=(1.0, 1.0)),
+    ("synthetic", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.005, 0.3),
+                               weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
     ("shd", "qif"): dict(neuron_params={"tau": 1.0, "I0": -0.05}, weight_mean=(0.02, 0.03), weight_std=(0.5, 1.0)),
-    ("shd", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.1, 0.15),
-                         weight_std=(1.0, 1.0)),
+    ("shd", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.005, 0.3),
+                         weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
 }
 
 

@@ -141,15 +141,21 @@ class QIF(AbstractNeuron):
 
     def time_to_threshold(self, y, horizon) -> Scalar:
         self._require_closed_form()
+        # The regime is a property of the (shared, unbatched) parameters: only one branch runs.
+        t = jax.lax.cond(self.I0 > 0, lambda m: m._oscillatory_time(y), lambda m: m._excitable_time(y), self)
+        return jnp.where(t <= horizon, t, jnp.inf)
+
+    def _oscillatory_time(self, y):
+        """``x2`` first vanishes at ``sqrt(I0) t/tau = atan2(sqrt(I0) x2, x1)`` (in ``[0, pi]`` for ``x2 >= 0``)."""
+        s = jnp.sqrt(jnp.where(self.I0 > 0, self.I0, 1.0))
+        return self.tau * _atan2(s * y[1], y[0]) / s
+
+    def _excitable_time(self, y):
+        """``I0 <= 0``: a spike iff ``V > sqrt(-I0)``, i.e. ``x1 > s x2``; then ``tanh(s t/tau) = s x2/x1``."""
         x1, x2 = y[0], y[1]
-        i0 = self.I0
-        osc = i0 > 0
-        s = jnp.where(i0 != 0, jnp.sqrt(jnp.where(i0 != 0, jnp.abs(i0), 1.0)), 0.0)
-        # Oscillatory: x2 first vanishes at s t/tau = atan2(s x2, x1) (in [0, pi] for x2 >= 0).
-        t_osc = self.tau * _atan2(s * x2, x1) / jnp.where(osc, s, 1.0)
-        # Excitable or critical: a spike iff V > sqrt(-I0), i.e. x1 > s x2; then tanh(s t/tau) = s x2/x1.
+        s = jnp.sqrt(jnp.where(self.I0 < 0, -self.I0, 0.0) + jnp.where(self.I0 < 0, 0.0, 1.0))
+        s = jnp.where(self.I0 < 0, s, 0.0)
         fires = x1 > s * x2
         ratio = jnp.where(fires, x2 / jnp.where(fires, x1, 1.0), 0.0)
-        t_exc = self.tau * ratio * _atanhrel(jnp.where(fires, s * ratio, 0.0))
-        t = jnp.where(osc, t_osc, jnp.where(fires, t_exc, jnp.inf))
-        return jnp.where(t <= horizon, t, jnp.inf)
+        t = self.tau * ratio * _atanhrel(jnp.where(fires, s * ratio, 0.0))
+        return jnp.where(fires, t, jnp.inf)

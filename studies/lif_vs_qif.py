@@ -1,0 +1,185 @@
+"""The main study: LIF vs QIF after an equal hyperparameter search, then why (Wenig, Memmesheimer & Klos).
+
+    python studies/lif_vs_qif.py --quick --out out/lif_vs_qif                # < 10 min, synthetic data
+    python studies/lif_vs_qif.py --data shd:/path/to/shd --out out/shd       # the seed's setting
+
+Stages (each skipped when its files exist for the same configuration; the unfinished one resumes):
+  1. hpo        equal Optuna budget per model          -> hpo_<model>.nc (+ hpo_<model>.log journal)
+  2. retrain    each winner with several seeds          -> runs/<model>/seed<k>/run.nc (+ checkpoints)
+  3. gradstats  gradient statistics over those runs     -> gradstats.nc
+  4. landscape  2-D loss/gradient landscapes of seed 0  -> landscape_<model>.nc
+  5. samples    1-D single-sample scans with spike times -> samples_<model>.nc
+  6. report     summary.nc, figures (PNG), summary.md   (`spikeode report OUT` redoes it from the files)
+The study's configuration is kept in OUT/study.json; re-running with another configuration is refused
+with the names of the changed keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS = ("lif", "qif")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    data: str = "synthetic"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    hpo_trials: int = 20
+    hpo_epochs: int = 4
+    train_samples: int | None = 1000
+    test_samples: int | None = 400
+    validation_fraction: float = 0.2
+    retrain_epochs: int = 10
+    landscape_points: int = 21
+    landscape_span: float = 0.5
+    landscape_samples: int = 256
+    scan_points: int = 201
+    scan_samples: tuple[int, ...] = (0, 1, 2, 3)
+    extra_train_flags: tuple[str, ...] = ()
+
+    @classmethod
+    def quick(cls, data: str = "synthetic") -> StudyConfig:
+        return cls(data=data, seeds=(0, 1), hpo_trials=2, hpo_epochs=1, train_samples=160, test_samples=64,
+                   retrain_epochs=3, landscape_points=7, landscape_span=0.5, landscape_samples=32, scan_points=31,
+                   scan_samples=(0, 1), extra_train_flags=("--hidden", "16", "--k-in", "200"))
+
+
+def spikeode(*args: str) -> str:
+    """Run a ``spikeode`` subcommand in a subprocess (fresh JAX state); fail loudly with its output."""
+    cmd = [sys.executable, "-m", "spikeode.cli", *map(str, args)]
+    print("  $ spikeode " + " ".join(map(str, args)), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`spikeode {' '.join(map(str, args))}` failed ({proc.returncode}):\n"
+                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def data_flags(cfg: StudyConfig) -> list[str]:
+    flags = ["--data", cfg.data]
+    if cfg.train_samples:
+        flags += ["--train-samples", str(cfg.train_samples)]
+    if cfg.test_samples:
+        flags += ["--test-samples", str(cfg.test_samples)]
+    return flags + list(cfg.extra_train_flags)
+
+
+def finished_trials(path: Path) -> int:
+    if not path.exists():
+        return 0
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        return int((ds["state"].astype(str) == "COMPLETE").sum()) if "state" in ds else int(ds.sizes["trial"])
+
+
+def stage_hpo(cfg: StudyConfig, out: Path) -> None:
+    for model in MODELS:
+        nc = out / f"hpo_{model}.nc"
+        missing = cfg.hpo_trials - finished_trials(nc)
+        if missing <= 0:
+            print(f"  hpo {model}: {cfg.hpo_trials} trials done, skipped")
+            continue
+        spikeode("hpo", "--neuron", model, "--trials", missing, "--storage", out / f"hpo_{model}.log",
+                 "--study-name", f"lif_vs_qif_{model}", "--out", nc, "--epochs", cfg.hpo_epochs,
+                 "--validation-fraction", cfg.validation_fraction, "--runs-dir", out / "hpo_runs" / model,
+                 *data_flags(cfg))
+
+
+def stage_retrain(cfg: StudyConfig, out: Path) -> None:
+    for model in MODELS:
+        best = out / f"best_{model}.json"
+        if not best.exists():
+            text = spikeode("hpo", "--best", f"lif_vs_qif_{model}", "--storage", out / f"hpo_{model}.log")
+            winner = json.loads(text[text.index("{"):])
+            winner.update(validation_fraction=0.0, epochs=cfg.retrain_epochs)
+            best.write_text(json.dumps(winner, indent=1))
+        for seed in cfg.seeds:
+            run = out / "runs" / model / f"seed{seed}"
+            done = (run / "checkpoint.json").exists() and json.loads((run / "checkpoint.json").read_text())["epoch"] >= cfg.retrain_epochs
+            if done:
+                print(f"  retrain {model} seed {seed}: done, skipped")
+                continue
+            spikeode("train", "--config", best, "--seed", seed, "--out", run, "--quiet",
+                     *(["--resume"] if (run / "checkpoint.json").exists() else []))
+
+
+def stage_gradstats(cfg: StudyConfig, out: Path) -> None:
+    if (out / "gradstats.nc").exists():
+        print("  gradstats: done, skipped")
+        return
+    runs = [out / "runs" / m / f"seed{s}" for m in MODELS for s in cfg.seeds]
+    spikeode("gradstats", "--runs", *runs, "--out", out / "gradstats.nc")
+
+
+def stage_landscape(cfg: StudyConfig, out: Path) -> None:
+    for model in MODELS:
+        spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--kind", "2d",
+                 "--points", cfg.landscape_points, "--span", cfg.landscape_span,
+                 "--train-samples", cfg.landscape_samples, "--out", out / f"landscape_{model}.nc", "--quiet")
+
+
+def stage_samples(cfg: StudyConfig, out: Path) -> None:
+    for model in MODELS:
+        spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--kind", "sample",
+                 "--points", cfg.scan_points, "--span", cfg.landscape_span,
+                 "--train-samples", cfg.landscape_samples, "--samples", ",".join(map(str, cfg.scan_samples)),
+                 "--out", out / f"samples_{model}.nc", "--quiet")
+
+
+def stage_report(cfg: StudyConfig, out: Path) -> None:
+    print(spikeode("report", out))
+
+
+STAGES = [("hpo", stage_hpo), ("retrain", stage_retrain), ("gradstats", stage_gradstats),
+          ("landscape", stage_landscape), ("samples", stage_samples), ("report", stage_report)]
+
+
+def check_study_config(cfg: StudyConfig, out: Path) -> None:
+    """Store the configuration, or refuse a different one for an existing output directory."""
+    path = out / "study.json"
+    current = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if path.exists():
+        stored = json.loads(path.read_text())
+        changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+        if changed:
+            raise SystemExit(f"{out} holds a study with another configuration; changed keys: {changed} "
+                             "(use another --out, or delete the directory)")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=1))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="synthetic", help="synthetic (default) | yinyang | shd:DIR")
+    parser.add_argument("--out", type=Path, default=Path("out/lif_vs_qif"))
+    parser.add_argument("--quick", action="store_true", help="small budget: every stage and file in < 10 min")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--hpo-trials", type=int, default=None)
+    args = parser.parse_args(argv)
+    cfg = StudyConfig.quick(args.data) if args.quick else StudyConfig(data=args.data)
+    if args.seeds:
+        cfg = dataclasses.replace(cfg, seeds=tuple(args.seeds))
+    if args.hpo_trials:
+        cfg = dataclasses.replace(cfg, hpo_trials=args.hpo_trials)
+    check_study_config(cfg, args.out)
+    t_start = time.perf_counter()
+    for i, (name, stage) in enumerate(STAGES, 1):
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(STAGES)}] {name}", flush=True)
+        stage(cfg, args.out)
+        print(f"[{i}/{len(STAGES)}] {name} finished in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"study finished in {time.perf_counter() - t_start:.0f} s: {args.out}/summary.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
