@@ -37,7 +37,6 @@ def time_training_steps(run_dir: Path, n_steps: int = 20) -> float:
     """Seconds of ``n_steps`` compiled training steps (the step of ``train.train``) on the run's data."""
     import equinox as eqx
     import jax
-    import optax
 
     from spikeode.data import iterate_batches
     from spikeode.train import _optimizer, _trainable_filter, load_data, load_model, make_loss_fn

@@ -118,6 +118,8 @@ def plot(files: list[Path], png: Path) -> None:
 
 
 def summary(files: list[Path]) -> dict:
+    import numpy as np
+
     from spikeode.results import read_dataset
 
     out = {}
@@ -128,7 +130,7 @@ def summary(files: list[Path]) -> dict:
         if complete.sizes["trial"] == 0:
             out[model] = {"trials": int(ds.sizes["trial"]), "complete": 0}
             continue
-        best = complete.isel(trial=int(complete.objective.argmax()))
+        best = complete.isel(trial=int(np.nanargmax(complete.objective.values)))
         names = json.loads(ds.attrs["hyperparameters_json"])
         space = json.loads(ds.attrs["search_space_json"])
         out[model] = {

@@ -46,10 +46,19 @@ class StudyConfig:
     extra_train_flags: tuple[str, ...] = ()
 
     @classmethod
-    def quick(cls, data: str = "synthetic") -> StudyConfig:
-        return cls(data=data, seeds=(0, 1), hpo_trials=2, hpo_epochs=1, train_samples=160, test_samples=64,
-                   retrain_epochs=3, landscape_points=7, landscape_span=0.5, landscape_samples=32, scan_points=31,
-                   scan_samples=(0, 1), extra_train_flags=("--hidden", "16", "--k-in", "200"))
+    def preset(cls, name: str, data: str = "synthetic") -> StudyConfig:
+        """``full`` (the defaults), ``quick`` (every stage and file in minutes) or ``tiny`` (the test suite)."""
+        if name == "full":
+            return cls(data=data)
+        if name == "quick":
+            return cls(data=data, seeds=(0, 1), hpo_trials=2, hpo_epochs=1, train_samples=160, test_samples=64,
+                       retrain_epochs=3, landscape_points=7, landscape_span=0.5, landscape_samples=32,
+                       scan_points=31, scan_samples=(0, 1), extra_train_flags=("--hidden", "16", "--k-in", "200"))
+        if name == "tiny":
+            return cls(data=data, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32, test_samples=16,
+                       retrain_epochs=1, landscape_points=3, landscape_span=0.5, landscape_samples=8,
+                       scan_points=5, scan_samples=(0,), extra_train_flags=("--hidden", "4", "--k-in", "60"))
+        raise ValueError(f"unknown preset {name!r}: full, quick or tiny")
 
 
 def spikeode(*args: str) -> str:
@@ -120,8 +129,21 @@ def stage_gradstats(cfg: StudyConfig, out: Path) -> None:
     spikeode("gradstats", "--runs", *runs, "--out", out / "gradstats.nc")
 
 
+def landscape_done(path: Path) -> bool:
+    """Whether a landscape file exists with every alpha row finished (the tool resumes unfinished ones)."""
+    if not path.exists():
+        return False
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        return "row_finished" in ds and bool((ds["row_finished"] > 0).all())
+
+
 def stage_landscape(cfg: StudyConfig, out: Path) -> None:
     for model in MODELS:
+        if landscape_done(out / f"landscape_{model}.nc"):
+            print(f"  landscape {model}: done, skipped")
+            continue
         spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--kind", "2d",
                  "--points", cfg.landscape_points, "--span", cfg.landscape_span,
                  "--train-samples", cfg.landscape_samples, "--out", out / f"landscape_{model}.nc", "--quiet")
@@ -129,6 +151,9 @@ def stage_landscape(cfg: StudyConfig, out: Path) -> None:
 
 def stage_samples(cfg: StudyConfig, out: Path) -> None:
     for model in MODELS:
+        if landscape_done(out / f"samples_{model}.nc"):
+            print(f"  samples {model}: done, skipped")
+            continue
         spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--kind", "sample",
                  "--points", cfg.scan_points, "--span", cfg.landscape_span,
                  "--train-samples", cfg.landscape_samples, "--samples", ",".join(map(str, cfg.scan_samples)),
@@ -162,10 +187,14 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="synthetic", help="synthetic (default) | yinyang | shd:DIR")
     parser.add_argument("--out", type=Path, default=Path("out/lif_vs_qif"))
     parser.add_argument("--quick", action="store_true", help="small budget: every stage and file in < 10 min")
+    parser.add_argument("--preset", choices=("full", "quick", "tiny"), default=None,
+                        help="budget preset (--quick = --preset quick; tiny is for the test suite)")
+    parser.add_argument("--stop-after", choices=[name for name, _ in STAGES], default=None,
+                        help="stop after this stage (the next run resumes from there)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--hpo-trials", type=int, default=None)
     args = parser.parse_args(argv)
-    cfg = StudyConfig.quick(args.data) if args.quick else StudyConfig(data=args.data)
+    cfg = StudyConfig.preset(args.preset or ("quick" if args.quick else "full"), args.data)
     if args.seeds:
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seeds))
     if args.hpo_trials:
@@ -177,6 +206,9 @@ def main(argv=None) -> int:
         print(f"[{i}/{len(STAGES)}] {name}", flush=True)
         stage(cfg, args.out)
         print(f"[{i}/{len(STAGES)}] {name} finished in {time.perf_counter() - t0:.0f} s", flush=True)
+        if name == args.stop_after:
+            print(f"stopped after stage {name}; run the same command again to continue")
+            return 0
     print(f"study finished in {time.perf_counter() - t_start:.0f} s: {args.out}/summary.md")
     return 0
 

@@ -88,3 +88,11 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(FloatingPointError, match="epoch 1.*checkpoint of epoch 0"):
         train(config, tmp_path, progress=False)
     assert (tmp_path / "checkpoint.eqx").exists()
+
+
+def test_adjoint_training_gives_the_autodiff_history(tmp_path):
+    config = tiny(epochs=2, neuron="lif")
+    a = train(config, tmp_path / "autodiff", progress=False)
+    b = train(config.replace(gradient="adjoint"), tmp_path / "adjoint", progress=False)
+    for name in ("train_loss", "test_loss", "test_accuracy", "grad_norm"):
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-9, err_msg=name)

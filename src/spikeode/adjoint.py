@@ -48,7 +48,7 @@ from .integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
 from .layer import LayerTrace, default_budget, validate_layer_inputs
 from .neurons import AbstractNeuron
 
-__all__ = ["simulate_layer_adjoint", "simulate_adjoint", "EventRecords", "record_events",
+__all__ = ["simulate_layer_adjoint", "EventRecords", "record_events",
            "NONE", "RECEIVE", "SPIKE", "INDUCED", "END"]
 
 #: Event kinds in the per-event records.
@@ -375,53 +375,3 @@ def simulate_layer_adjoint(
                       overflow=overflow, failed=failed)
 
 
-def simulate_adjoint(
-    net,
-    spikes,
-    T: float,
-    *,
-    integrator: str | AbstractIntegrator | Sequence[str | AbstractIntegrator] = "auto",
-    budget: int | Sequence[int | None] | None = None,
-    strict: bool = False,
-):
-    """``network.simulate`` with every layer's reverse mode given by the event adjoint.
-
-    Same arguments and ``Trace``; vmaps over the batch axes of ``spikes``. Feed-forward networks
-    only (a layer with recurrent weights raises ``NotImplementedError``).
-    """
-    from . import network as nw
-    from .layer import is_concrete
-    from .spikes import validate_spikes
-
-    if any(r is not None for r in net.recurrent):
-        raise NotImplementedError("simulate_adjoint: recurrent layers are not supported yet (use gradient='autodiff')")
-    if spikes.n_units != net.sizes[0]:
-        raise ValueError(f"spikes have {spikes.n_units} channels but the network expects {net.sizes[0]}")
-    if is_concrete(net, spikes):
-        nw.check_network(net)
-        validate_spikes(spikes)
-    n_layers = len(net.weights)
-    integrators = tuple(
-        make_integrator(i, n) for i, n in zip(nw._per_layer(integrator, n_layers, "integrator"), net.neurons)
-    )
-    budgets = nw._resolve_budgets(net, spikes.max_events, budget)
-    run = lambda t, u: _simulate_one_adjoint(net, t, u, T, integrators, budgets)  # noqa: E731
-    for _ in spikes.batch_shape:
-        run = jax.vmap(run)
-    trace = run(spikes.times, spikes.units)
-    if strict:
-        nw.check_trace(trace, net=net, spikes=spikes, T=T, integrators=integrators, budgets=budgets)
-    return trace
-
-
-def _simulate_one_adjoint(net, times, units, T, integrators, budgets):
-    """``network._simulate_one`` with ``simulate_layer_adjoint`` per layer."""
-    from . import network as nw
-
-    traces = []
-    for l, (neuron, w) in enumerate(zip(net.neurons, net.weights)):
-        tr = simulate_layer_adjoint(neuron, w, times, units, T, n_slots=net.n_slots[l],
-                                    integrator=integrators[l], budget=budgets[l])
-        traces.append(tr)
-        times, units = nw._merge_spikes(tr.times)
-    return nw.Trace(tuple(traces))

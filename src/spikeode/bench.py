@@ -81,6 +81,7 @@ class RunConfig:
     input_spikes: int = 2000
     hidden: int = 128
     repeats: int = 5
+    gradient: str = "autodiff"
 
 
 def make_neuron(workload: Workload):
@@ -148,14 +149,14 @@ def cross_entropy_first_spike(t_out, labels):
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
 
 
-def make_loss(integrator, T):
+def make_loss(integrator, T, gradient: str = "autodiff"):
     """``loss(net, spikes, labels) -> (loss, activity)`` with activity counts as auxiliary output."""
     import jax.numpy as jnp
 
     from .network import simulate
 
     def loss(net, spikes, labels):
-        trace = simulate(net, spikes, T, integrator=integrator)
+        trace = simulate(net, spikes, T, integrator=integrator, gradient=gradient)
         t_out = first_spike_times(trace, T)
         activity = {
             "hidden_spikes_per_neuron": jnp.mean(trace.layers[0].counts.astype(jnp.float32)),
@@ -174,7 +175,7 @@ def make_step(cfg: RunConfig):
     import equinox as eqx
 
     net, spikes, labels, T = make_problem(cfg)
-    loss = make_loss(cfg.integrator, T)  # diffrax picks float32/float64 tolerances from the state
+    loss = make_loss(cfg.integrator, T, cfg.gradient)  # diffrax picks float32/float64 tolerances from the state
     if cfg.mode == "fwd":
         fn = eqx.filter_jit(loss)
     elif cfg.mode == "grad":
@@ -251,13 +252,14 @@ def expand_runs(
     input_spikes: Sequence[int] = (2000,),
     hidden: Sequence[int] = (128,),
     repeats: int = 5,
+    gradient: str = "autodiff",
 ) -> list[RunConfig]:
     """Every combination of the given options, as run configurations."""
     for name in workloads:
         if name not in WORKLOADS:
             raise ValueError(f"unknown workload {name!r}: use one of {sorted(WORKLOADS)}")
     return [
-        RunConfig(w, i, m, dtype, batch, n_in, h, repeats)
+        RunConfig(w, i, m, dtype, batch, n_in, h, repeats, gradient)
         for w in workloads
         for i in integrators
         for n_in in input_spikes
@@ -269,6 +271,7 @@ def expand_runs(
 COLUMNS = (
     ("workload", "{}"),
     ("integrator", "{}"),
+    ("gradient", "{}"),
     ("mode", "{}"),
     ("dtype", "{}"),
     ("batch", "{}"),
@@ -291,7 +294,7 @@ def format_table(rows: Iterable[dict]) -> str:
     body = []
     for r in rows:
         if "error" in r:
-            body.append([str(r.get(n, "")) for n in header[:7]] + [f"ERROR: {r['error']}"])
+            body.append([str(r.get(n, "")) for n in header[:8]] + [f"ERROR: {r['error']}"])
             continue
         body.append([fmt.format(r[name]) if name in r else "" for name, fmt in COLUMNS])
     widths = [max(len(h), *(len(b[i]) for b in body if i < len(b))) for i, h in enumerate(header)]

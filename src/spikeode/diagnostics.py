@@ -5,7 +5,8 @@ Definitions (used verbatim in the ``description`` attribute of every variable ``
 Spike identity.  Spike times come as ``(..., neurons, slots)`` arrays, ascending per neuron, ``+inf`` in
 unused slots. Between two points A and B the ``k``-th spike of neuron ``n`` at A is identified with the
 ``k``-th spike of neuron ``n`` at B ("rank matching"); a spike is *present at both points* when
-``k < min(n_A, n_B)`` with ``n_A``, ``n_B`` the neuron's numbers of recorded spikes.
+``k < min(n_A, n_B)`` with ``n_A``, ``n_B`` the neuron's numbers of recorded spikes. Spikes beyond a
+neuron's slots (slot overflow, flagged as ``problems`` in a landscape) are not seen by these counts.
 
 Appearances / disappearances.  ``appearances = sum_n max(n_B - n_A, 0)``,
 ``disappearances = sum_n max(n_A - n_B, 0)`` (net change of each neuron's spike count, summed over
@@ -41,14 +42,15 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "spike_changes",
-    "order_changes",
+    "JUMP_EPS",
+    "JUMP_FACTOR",
+    "SUMMARY_DESCRIPTIONS",
     "edge_diagnostics",
     "is_jump",
+    "order_changes",
+    "scan_statistics",
+    "spike_changes",
     "summary_metrics",
-    "SUMMARY_DESCRIPTIONS",
-    "JUMP_FACTOR",
-    "JUMP_EPS",
 ]
 
 JUMP_FACTOR = 2.0
@@ -127,11 +129,11 @@ def is_jump(dL, slope_a, slope_b, *, factor: float = JUMP_FACTOR, eps: float = J
 
 SUMMARY_DESCRIPTIONS = {
     "jump_fraction": ("fraction of grid edges with a loss jump",
-                      "fraction of finished edges with |dL| > jump_factor * max(|g_A h|, |g_B h|) + jump_eps, "
-                      "g the loss derivative along the edge's axis at either end, h the grid step"),
+                      ("fraction of finished edges with |dL| > jump_factor * max(|g_A h|, |g_B h|) + jump_eps, "
+                      "g the loss derivative along the edge's axis at either end, h the grid step")),
     "loss_total_variation": ("total variation of the loss per grid line",
-                             "sum over finished edges of |L_B - L_A|, divided by the number of 1-D grid lines "
-                             "(rows plus columns; times samples for single-sample scans)"),
+                             ("sum over finished edges of |L_B - L_A|, divided by the number of 1-D grid lines "
+                             "(rows plus columns; times samples for single-sample scans)")),
     "jump_variation_share": ("share of the loss variation carried by jumps",
                              "sum of |dL| over jump edges divided by the sum of |dL| over all finished edges"),
     "gradient_cosine_mean": ("mean cosine similarity of neighbouring gradients",
@@ -176,4 +178,70 @@ def summary_metrics(dL, slope_a, slope_b, h, cosine, *, n_lines: int, factor: fl
         "gradient_cosine_mean": float(np.mean(cos)) if cos.size else float("nan"),
         "slope_correlation": corr,
         "slope_relative_error": float(np.median(rel)),
+    }
+
+
+def scan_statistics(spike_times, is_jump, order, T: float, *, window: int = 3, boundary: float = 0.05,
+                    time_jump: float = 0.05) -> dict[str, float]:
+    """Event statistics of single-sample 1-D scans: do loss jumps coincide with spike (dis)appearances,
+    and are they preceded by order changes? Do spike times move continuously?
+
+    Args:
+        spike_times: ``(sample, alpha, layer, neuron, slot)`` (+inf unused slot, NaN padding).
+        is_jump: ``(sample, alpha)`` jump flag of the edge from ``alpha_i`` to ``alpha_{i+1}`` (last NaN).
+        order: ``(sample, alpha, layer)`` order changes (Kendall distance) of those edges.
+        T: trial end.
+        window: an order change "precedes" a jump at edge ``i`` when it occurs on one of the edges
+            ``i - window, ..., i`` (the same edge included: the grid may not resolve the order).
+        boundary: a (dis)appearing spike is *at the trial end* when its time is ``> T (1 - boundary)``.
+        time_jump: an edge has a *spike-time discontinuity* when a matched spike (same neuron and rank,
+            present at both ends) moves by more than ``time_jump * T``.
+
+    Returns (edges pooled over samples; the (dis)appearing spike of a neuron is the one of highest rank):
+        ``jump_edges``, ``count_change_edges``: numbers of edges with a loss jump / a spike-count change;
+        ``p_change_given_jump``: share of jump edges with a spike-count change (any layer) on the edge;
+        ``p_order_before_jump``: share of jump edges with an order change within the window before;
+        ``p_order_window_baseline``: the same share over all edges (chance level);
+        ``p_jump_given_change``: share of count-change edges that jump;
+        ``order_changes_mean_{jump,other,change}_edges``: mean order changes (all layers) on jump edges,
+        on the other edges, and on count-change edges;
+        ``interior_change_share``: share of (dis)appearing spikes with time ``<= T (1 - boundary)``;
+        ``time_discontinuity_edges``: share of edges with a spike-time discontinuity;
+        ``max_matched_shift_median``: median over edges of the largest |shift| of a matched spike.
+    """
+    st = np.asarray(spike_times, np.float64)
+    jumps = np.asarray(is_jump, np.float64)[:, :-1] == 1
+    order_counts = order
+    order = np.nansum(np.asarray(order, np.float64)[:, :-1], axis=-1) > 0
+    a, b = st[:, :-1], st[:, 1:]
+    na = np.sum(np.isfinite(a), -1)
+    nb = np.sum(np.isfinite(b), -1)  # (sample, edge, layer, neuron)
+    changed = np.any(na != nb, axis=(-2, -1))
+    S, E = jumps.shape
+    before = np.zeros_like(order)
+    for i in range(E):
+        before[:, i] = np.any(order[:, max(0, i - window): i + 1], axis=1)
+    rank = np.arange(st.shape[-1])
+    lost = (rank >= nb[..., None]) & np.isfinite(a)   # spikes of A beyond B's count
+    gained = (rank >= na[..., None]) & np.isfinite(b)
+    changed_times = np.concatenate([a[lost], b[gained]])
+    both = np.isfinite(a) & np.isfinite(b)
+    shift = np.abs(np.where(both, a, 0.0) - np.where(both, b, 0.0)).max(axis=(-3, -2, -1))
+    n_order = np.nansum(np.asarray(order_counts, np.float64)[:, :-1], axis=-1)
+    share = lambda x: float(np.mean(x)) if np.size(x) else float("nan")
+    return {
+        "edges": int(S * E),
+        "jump_edges": int(jumps.sum()),
+        "count_change_edges": int(changed.sum()),
+        "p_change_given_jump": share(changed[jumps]),
+        "p_order_before_jump": share(before[jumps]),
+        "p_order_before_jump_with_change": share(before[jumps & changed]),
+        "p_order_window_baseline": share(before),
+        "p_jump_given_change": share(jumps[changed]),
+        "order_changes_mean_jump_edges": share(n_order[jumps]),
+        "order_changes_mean_other_edges": share(n_order[~jumps]),
+        "order_changes_mean_change_edges": share(n_order[changed]),
+        "interior_change_share": share(changed_times <= T * (1 - boundary)),
+        "time_discontinuity_edges": share(shift > time_jump * T),
+        "max_matched_shift_median": float(np.median(shift)),
     }

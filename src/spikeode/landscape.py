@@ -41,12 +41,12 @@ from . import diagnostics
 from .results import provenance_attrs, read_dataset, variable, write_dataset
 
 __all__ = [
+    "POINT_VARIABLES",
     "LandscapeConfig",
-    "random_direction",
+    "compute_landscape",
     "filter_normalise",
     "make_directions",
-    "compute_landscape",
-    "POINT_VARIABLES",
+    "random_direction",
 ]
 
 KINDS = ("2d", "1d", "sample")
@@ -296,7 +296,7 @@ def evaluate_chunk(common: dict, r0: int, r1: int, progress: Callable[[int], Non
         if n < B:
             batch = np.concatenate([batch, np.repeat(batch[-1:], B - n, axis=0)])
         res = jax.device_get(program(jnp.asarray(batch, wdtype), *args))
-        outs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], res))
+        outs.append(jax.tree_util.tree_map(lambda x, n=n: np.asarray(x)[:n], res))
         if progress is not None:
             progress(sum(1 for p in range(start, start + n) if p < (r1 - r0) * nb))
     EVALUATED_ROWS.extend(rows)
@@ -356,33 +356,34 @@ def _pad_times(times: list[np.ndarray], n_max: int, s_max: int) -> np.ndarray:
 
 #: point variables: name -> (extra dims, long_name, units, description)
 POINT_VARIABLES = {
-    "loss": ((), "loss", "1", "mean loss over the batch (the training loss of the run's configuration); "
-             "for the sample kind the loss of the single sample"),
+    "loss": ((), "loss", "1", ("mean loss over the batch (the training loss of the run's configuration); "
+             "for the sample kind the loss of the single sample")),
     "accuracy": ((), "accuracy", "1", "fraction of samples classified correctly (earliest output, unique)"),
-    "grad_alpha": ((), "dL/dalpha", "1", "gradient of the loss projected on the alpha direction (directional "
-                   "derivative dL/dalpha)"),
+    "grad_alpha": ((), "dL/dalpha", "1", ("gradient of the loss projected on the alpha direction (directional "
+                   "derivative dL/dalpha)")),
     "grad_beta": ((), "dL/dbeta", "1", "gradient of the loss projected on the beta direction (dL/dbeta)"),
     "grad_norm": ((), "gradient norm", "1", "Euclidean norm of the full gradient of the loss w.r.t. all weights"),
-    "n_spikes": (("layer",), "spikes per sample", "1", "spikes in [0, T] of the layer, summed over its neurons, "
-                 "mean over the batch's samples"),
-    "silent_fraction": (("layer",), "silent fraction", "1", "fraction of the layer's neurons that fire no spike "
-                        "in [0, T] on any sample of the batch"),
-    "problems": ((), "simulation problems", "1", "samples with an exhausted event budget, slot overflow or "
-                 "failed solve (0 for a clean point)"),
+    "n_spikes": (("layer",), "spikes per sample", "1", ("spikes in [0, T] of the layer, summed over its neurons, "
+                 "mean over the batch's samples")),
+    "silent_fraction": (("layer",), "silent fraction", "1", ("fraction of the layer's neurons that fire no spike "
+                        "in [0, T] on any sample of the batch")),
+    "problems": ((), "simulation problems", "1", ("samples with an exhausted event budget, slot overflow or "
+                 "failed solve (0 for a clean point)")),
 }
 EDGE_VARIABLES = {
     "spike_appearances": (("layer",), "spike appearances", "1",
-                          "from this point to its neighbour along `edge`: sum over neurons of max(n_B - n_A, 0), "
-                          "n the neuron's recorded spikes (summed over the batch's samples)"),
+                          ("from this point to its neighbour along `edge`: sum over neurons of max(n_B - n_A, 0), "
+                          "n the neuron's recorded spikes (spikes beyond its slots are not recorded: see "
+                          "`problems`) (summed over the batch's samples)")),
     "spike_disappearances": (("layer",), "spike disappearances", "1",
-                             "from this point to its neighbour along `edge`: sum over neurons of max(n_A - n_B, 0) "
-                             "(summed over the batch's samples)"),
+                             ("from this point to its neighbour along `edge`: sum over neurons of max(n_A - n_B, 0) "
+                             "(summed over the batch's samples)")),
     "order_changes": (("layer",), "spike order changes", "1",
-                      "Kendall distance between this point and its neighbour along `edge`: number of pairs of "
+                      ("Kendall distance between this point and its neighbour along `edge`: number of pairs of "
                       "spikes present at both points (k-th spike of a neuron matched to its k-th spike, "
-                      "k < min(n_A, n_B)) whose temporal order flips (summed over the batch's samples)"),
-    "loss_jump": ((), "|loss change| to the neighbour", "1", "|L_B - L_A| along the edge from this point to its "
-                  "neighbour along `edge`"),
+                      "k < min(n_A, n_B)) whose temporal order flips (summed over the batch's samples)")),
+    "loss_jump": ((), "|loss change| to the neighbour", "1", ("|L_B - L_A| along the edge from this point to its "
+                  "neighbour along `edge`")),
     "fd_slope": ((), "finite-difference slope", "1", "(L_B - L_A) / h along the edge"),
     "grad_slope": ((), "mean gradient slope", "1", "(g_A + g_B) / 2, g the loss derivative along the edge's axis"),
     "is_jump": ((), "loss jump flag", "1", "1 where |L_B - L_A| > jump_factor * max(|g_A h|, |g_B h|) + jump_eps"),
@@ -433,7 +434,7 @@ class _State:
         dims = ("alpha", "beta", "sample")
         done = ds["row_finished"].values.astype(bool)
         self.row_finished[done] = 1
-        get = lambda name, extra=(): _internal(ds, name, dims + extra)  # noqa: E731
+        get = lambda name, extra=(): _internal(ds, name, dims + extra)
         p = self.points
         p["loss"][done] = get("loss")[done]
         p["accuracy"][done] = get("accuracy")[done]
@@ -572,7 +573,7 @@ def _prepare(lc: LandscapeConfig) -> tuple[dict, dict, list[str]]:
     layer_names = [f"hidden{i + 1}" for i in range(len(run_config.hidden))] + (
         ["output"] if run_config.readout == "first_spike" else [])
     full_config = {"landscape": lc.to_dict(), "run_dir": str(Path(lc.run).resolve()), "checkpoint_epoch": epoch,
-                   "run_config": run_config.to_dict(), "n_samples": int(len(labels))}
+                   "run_config": run_config.to_dict(), "n_samples": len(labels)}
     return common, full_config, layer_names
 
 

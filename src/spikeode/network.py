@@ -131,10 +131,16 @@ def _merge_spikes(times: Float[Array, "neurons slots"]):
     return flat[order], units[order]
 
 
-def _simulate_one(net: FeedForward, times, units, T, integrators, budgets) -> Trace:
+GRADIENTS = ("autodiff", "adjoint")
+
+
+def _simulate_one(net: FeedForward, times, units, T, integrators, budgets, gradient: str = "autodiff") -> Trace:
+    from .adjoint import simulate_layer_adjoint
+
+    layer_fn = simulate_layer_adjoint if gradient == "adjoint" else simulate_layer
     traces = []
     for l, (neuron, w, rec) in enumerate(zip(net.neurons, net.weights, net.recurrent)):
-        tr = simulate_layer(
+        tr = layer_fn(
             neuron,
             w,
             times,
@@ -158,6 +164,7 @@ def simulate(
     integrator: str | AbstractIntegrator | Sequence[str | AbstractIntegrator] = "auto",
     budget: int | Sequence[int | None] | None = None,
     strict: bool = False,
+    gradient: str = "autodiff",
 ) -> Trace:
     """Run the network on a batch (or a single sample) of input spikes.
 
@@ -170,7 +177,13 @@ def simulate(
         strict: raise ``RuntimeError`` (naming the sample, layer and the budget needed) if an event
             budget ran out, spike slots overflowed or a solve failed. Needs concrete inputs (not
             under ``jit``); inside ``jit`` read the flags of the returned ``Trace``.
+        gradient: how reverse mode differentiates the event loop: ``"autodiff"`` (through the scan)
+            or ``"adjoint"`` (the event adjoint of ``spikeode.adjoint``; equal values, feed-forward only).
     """
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient {gradient!r}: use one of {GRADIENTS}")
+    if gradient == "adjoint" and any(r is not None for r in net.recurrent):
+        raise NotImplementedError("gradient='adjoint' does not support recurrent layers yet; use 'autodiff'")
     if spikes.n_units != net.sizes[0]:
         raise ValueError(f"spikes have {spikes.n_units} channels but the network expects {net.sizes[0]}")
     if is_concrete(net, spikes):
@@ -181,7 +194,7 @@ def simulate(
         make_integrator(i, n) for i, n in zip(_per_layer(integrator, n_layers, "integrator"), net.neurons)
     )
     budgets = _resolve_budgets(net, spikes.max_events, budget)
-    run = lambda t, u: _simulate_one(net, t, u, T, integrators, budgets)  # noqa: E731
+    run = lambda t, u: _simulate_one(net, t, u, T, integrators, budgets, gradient)  # noqa: E731
     for _ in spikes.batch_shape:
         run = jax.vmap(run)
     trace = run(spikes.times, spikes.units)

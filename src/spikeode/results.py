@@ -85,6 +85,9 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
         ds.to_netcdf(tmp, engine="netcdf4")
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are for everyone who may read the folder
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

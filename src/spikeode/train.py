@@ -91,6 +91,7 @@ class TrainConfig:
     readout: str = "first_spike"
     train_neuron: bool = False
     integrator: str = "auto"
+    gradient: str = "autodiff"
     dtype: str = "float32"
     seed: int = 0
 
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}: use constant, cosine or exponential")
         if self.readout not in ("first_spike", "max_voltage"):
             raise ValueError(f"unknown readout {self.readout!r}: use first_spike or max_voltage")
+        if self.gradient not in ("autodiff", "adjoint"):
+            raise ValueError(f"gradient must be autodiff or adjoint, got {self.gradient!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         for name in ("epochs", "batch_size"):
@@ -143,10 +146,10 @@ NEURON_RECIPES: dict[tuple[str, str], dict] = {
     ("yinyang", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(1.5, 0.15),
                              weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
     ("synthetic", "qif"): dict(neuron_params={"tau": 1.0, "I0": -0.05}, weight_mean=(0.02, 0.03), weight_std=(0.5, 1.0)),
-    ("synthetic", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.005, 0.3),
+    ("synthetic", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.03, 0.05), n_slots=(8, 6),
                                weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
     ("shd", "qif"): dict(neuron_params={"tau": 1.0, "I0": -0.05}, weight_mean=(0.02, 0.03), weight_std=(0.5, 1.0)),
-    ("shd", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.005, 0.3),
+    ("shd", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.03, 0.05), n_slots=(8, 6),
                          weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
 }
 
@@ -214,7 +217,7 @@ def make_loss_fn(config: TrainConfig):
     """``loss(model, spikes, labels) -> (mean loss, metrics)``; metrics are per-batch sums/counts."""
 
     def loss_fn(model: SpikingClassifier, spikes: Spikes, labels: Int[Array, " batch"], mask):
-        trace = simulate(model.net, spikes, config.T, integrator=config.integrator)
+        trace = simulate(model.net, spikes, config.T, integrator=config.integrator, gradient=config.gradient)
         if config.readout == "first_spike":
             t_first = first_spike_times(model.net, trace, config.T, pseudospikes=config.pseudospikes)
             losses = first_spike_loss(t_first, labels, config.T, temperature=config.temperature, gamma=config.gamma)
@@ -498,9 +501,10 @@ def train(
         rows.append(row)
         _save_checkpoint(run_dir, model, opt_state, epoch, config, meta)
         write_dataset(_history_dataset(rows, config, layer_names), run_dir / "run.nc")
-        bar.write(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
-                  f"test acc {row['test_accuracy']:.3f} (real spikes {row['test_accuracy_real']:.3f}) | "
-                  f"silent {np.round(row['silent_fraction'], 2).tolist()} | {row['wall_time']:.1f} s")
+        if progress:
+            bar.write(f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
+                      f"test acc {row['test_accuracy']:.3f} (real spikes {row['test_accuracy_real']:.3f}) | "
+                      f"silent {np.round(row['silent_fraction'], 2).tolist()} | {row['wall_time']:.1f} s")
         if on_epoch is not None:
             on_epoch(epoch, row)
     bar.close()

@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--repeats", type=int, default=5, help="steady-state calls timed per run (median)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run")
+    p.add_argument("--gradient", default="autodiff", choices=["autodiff", "adjoint"],
+                   help="reverse mode through the event loop (autodiff) or the event adjoint")
     p.add_argument("--json", action="store_true", help="print one JSON object per run instead of a table")
     p.set_defaults(func=run)
 
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         input_spikes=args.input_spikes,
         hidden=args.hidden,
         repeats=args.repeats,
+        gradient=args.gradient,
     )
     results = []
     for cfg in runs:

@@ -24,6 +24,7 @@ FLAGS = {
     "--gamma": ("gamma", float, "weight of the gamma (exp(t_label/T) - 1) term"),
     "--readout": ("readout", str, "first_spike | max_voltage"),
     "--integrator": ("integrator", str, "auto | closed_form | diffrax"),
+    "--gradient": ("gradient", str, "autodiff | adjoint (event adjoint; same values, memory independent of solver steps)"),
     "--dtype": ("dtype", str, "float32 | float64"),
     "--seed": ("seed", int, "seed of initialisation, batch order and data subsets"),
     "--train-samples": ("train_samples", int, "seeded training subset (smoke runs)"),

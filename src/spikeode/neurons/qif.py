@@ -157,5 +157,8 @@ class QIF(AbstractNeuron):
         s = jnp.where(self.I0 < 0, s, 0.0)
         fires = x1 > s * x2
         ratio = jnp.where(fires, x2 / jnp.where(fires, x1, 1.0), 0.0)
-        t = self.tau * ratio * _atanhrel(jnp.where(fires, s * ratio, 0.0))
+        # Keep atanh's argument a few ulps below 1 (V just above sqrt(-I0): a spike only after an
+        # astronomically long time, discarded by the horizon) so its derivative stays finite.
+        r = jnp.minimum(jnp.where(fires, s * ratio, 0.0), 1.0 - 4 * jnp.finfo(y.dtype).eps)
+        t = self.tau * ratio * _atanhrel(r)
         return jnp.where(fires, t, jnp.inf)
