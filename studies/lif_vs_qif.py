@@ -43,6 +43,8 @@ class StudyConfig:
     landscape_samples: int = 256
     scan_points: int = 201
     scan_samples: tuple[int, ...] = (0, 1, 2, 3)
+    gradstats_batches: int = 16
+    gradstats_epochs: str = "first,middle,last"
     extra_train_flags: tuple[str, ...] = ()
 
     @classmethod
@@ -53,11 +55,13 @@ class StudyConfig:
         if name == "quick":
             return cls(data=data, seeds=(0, 1), hpo_trials=2, hpo_epochs=1, train_samples=160, test_samples=64,
                        retrain_epochs=3, landscape_points=7, landscape_span=0.5, landscape_samples=32,
-                       scan_points=31, scan_samples=(0, 1), extra_train_flags=("--hidden", "16", "--k-in", "200"))
+                       scan_points=31, scan_samples=(0, 1), gradstats_batches=4,
+                       extra_train_flags=("--hidden", "16", "--k-in", "200"))
         if name == "tiny":
             return cls(data=data, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32, test_samples=16,
                        retrain_epochs=1, landscape_points=3, landscape_span=0.5, landscape_samples=8,
-                       scan_points=5, scan_samples=(0,), extra_train_flags=("--hidden", "4", "--k-in", "60"))
+                       scan_points=5, scan_samples=(0,), gradstats_batches=2, gradstats_epochs="last",
+                       extra_train_flags=("--hidden", "4", "--k-in", "60"))
         raise ValueError(f"unknown preset {name!r}: full, quick or tiny")
 
 
@@ -126,7 +130,8 @@ def stage_gradstats(cfg: StudyConfig, out: Path) -> None:
         print("  gradstats: done, skipped")
         return
     runs = [out / "runs" / m / f"seed{s}" for m in MODELS for s in cfg.seeds]
-    spikeode("gradstats", "--runs", *runs, "--out", out / "gradstats.nc")
+    spikeode("gradstats", "--runs", *runs, "--out", out / "gradstats.nc", "--batches", cfg.gradstats_batches,
+             "--epochs", cfg.gradstats_epochs, "--quiet")
 
 
 def landscape_done(path: Path) -> bool:

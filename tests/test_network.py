@@ -51,8 +51,11 @@ def counts_of(trace):
     return [np.asarray(layer.counts) for layer in trace.layers]
 
 
-@pytest.mark.parametrize("name", list(NETWORKS))
-def test_closed_form_matches_diffrax_and_finite_differences(name, rng):
+# Diffrax gradients of a 2-layer network take ~40 s to compile: compared for one LIF (exponential synapse)
+# and one QIF (delta synapse) network; spike times and finite differences for all four.
+@pytest.mark.parametrize("name, diffrax_grad", [("lif-delta", False), ("lif-exp", True), ("qif-osc", False),
+                                                ("qif-exc", True)])
+def test_closed_form_matches_diffrax_and_finite_differences(name, diffrax_grad, rng):
     net = make_net(name)
     spikes = random_inputs(rng, 2, 6, 25)
 
@@ -68,26 +71,31 @@ def test_closed_form_matches_diffrax_and_finite_differences(name, rng):
         np.testing.assert_array_equal(fin, np.isfinite(b.times))
         assert np.max(np.abs(np.asarray(a.times)[fin] - np.asarray(b.times)[fin]), initial=0) <= 1e-8
     g_cf = eqx.filter_jit(eqx.filter_grad(loss))(net, "closed_form")
-    g_dx = eqx.filter_grad(loss)(net, DIFFRAX)
     flat_cf, _ = ravel_pytree(eqx.filter(g_cf, eqx.is_inexact_array))
-    flat_dx, _ = ravel_pytree(eqx.filter(g_dx, eqx.is_inexact_array))
-    assert np.max(np.abs(flat_cf - flat_dx)) / np.max(np.abs(flat_cf)) <= 1e-6
+    if diffrax_grad:
+        g_dx = eqx.filter_grad(loss)(net, DIFFRAX)
+        flat_dx, _ = ravel_pytree(eqx.filter(g_dx, eqx.is_inexact_array))
+        assert np.max(np.abs(flat_cf - flat_dx)) / np.max(np.abs(flat_cf)) <= 1e-6
 
-    # Central finite differences on the closed-form path, for every parameter.
+    # Central finite differences on the closed-form path along 8 random directions in parameter space.
     diff, static = eqx.partition(net, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(diff)
-    f = jax.jit(jax.vmap(lambda v: loss(eqx.combine(unravel(v), static), "closed_form")))
-    counts = jax.jit(jax.vmap(lambda v: jnp.concatenate(
-        [l.counts.ravel() for l in simulate(eqx.combine(unravel(v), static), spikes, T, integrator="closed_form").layers])))
+
+    def value_and_counts(v):
+        trace = simulate(eqx.combine(unravel(v), static), spikes, T, integrator="closed_form")
+        return smooth_loss(trace), jnp.concatenate([layer.counts.ravel() for layer in trace.layers])
+
+    directions = jnp.asarray(rng.standard_normal((8, flat.size)))
+    directions = directions / jnp.linalg.norm(directions, axis=1, keepdims=True)
     h = 1e-6
-    eye = jnp.eye(flat.size)
-    fd = (f(flat + h * eye) - f(flat - h * eye)) / (2 * h)
-    c0 = counts(flat[None])[0]
-    valid = np.all(np.asarray(counts(flat + h * eye)) == np.asarray(c0), axis=1) & np.all(
-        np.asarray(counts(flat - h * eye)) == np.asarray(c0), axis=1)
-    assert valid.mean() > 0.9
-    err = np.max(np.abs(np.asarray(fd - flat_cf)[valid])) / np.max(np.abs(np.asarray(flat_cf)[valid]))
-    assert err <= 1e-5
+    f = jax.jit(jax.vmap(value_and_counts))
+    (lp, cp), (lm, cm) = f(flat + h * directions), f(flat - h * directions)
+    _, c0 = value_and_counts(flat)
+    valid = np.asarray(jnp.all(cp == c0, axis=1) & jnp.all(cm == c0, axis=1))
+    assert valid.sum() >= 6
+    fd = np.asarray((lp - lm) / (2 * h))[valid]
+    predicted = np.asarray(directions @ flat_cf)[valid]
+    assert np.max(np.abs(fd - predicted)) / np.max(np.abs(predicted)) <= 1e-5
 
 
 def test_recurrent_layer_matches_diffrax_and_zero_recurrence_is_feedforward(rng):
@@ -171,7 +179,7 @@ def test_nan_weight_is_a_clear_error(rng):
 
 
 def test_vmap_equals_python_loop(rng):
-    net = make_net("lif-exp")
+    net = make_net("lif-delta")
     spikes = random_inputs(rng, 4, 6, 20)
     batch = simulate(net, spikes, T)
     for b in range(4):

@@ -59,16 +59,17 @@ def test_check_passes_for_builtin_models(name):
 def test_lif_exp_root_find_matches_brentq():
     from scipy.optimize import brentq
 
-    neuron = LIF(tau_mem=1.0, tau_syn=0.37, I0=0.2)
+    neuron = LIF(tau_mem=1.0, tau_syn=0.37, I0=0.2)  # not tau_mem = 2 tau_syn: the bracketed root find
+    grid = np.linspace(0, 10, 20001)
     for v0, i0 in [(0.0, 2.5), (0.5, 1.2), (-0.3, 4.0), (0.9, 0.25)]:
         y = jnp.array([v0, i0])
         dt = float(neuron.time_to_threshold(y, 10.0))
-        v = lambda t: float(neuron.flow(y, t)[0]) - 1.0  # noqa: E731
-        grid = np.linspace(0, 10, 20001)
-        above = np.flatnonzero(np.array([v(t) for t in grid]) >= 0)
+        values = np.asarray(jax.vmap(lambda t: neuron.flow(y, t)[0])(jnp.asarray(grid))) - 1.0
+        above = np.flatnonzero(values >= 0)
         if above.size == 0:
             assert dt == np.inf
         else:
+            v = lambda t: float(neuron.flow(y, t)[0]) - 1.0  # noqa: E731
             ref = brentq(v, grid[above[0] - 1], grid[above[0]], xtol=1e-15)
             assert abs(dt - ref) < 1e-12
 

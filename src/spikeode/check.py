@@ -5,7 +5,8 @@ For each variant of the model (e.g. delta and exponential synapses) it measures,
 - the closed forms against the vector field (``flow`` starts at ``y`` with slope ``vector_field``;
   ``time_to_threshold`` lands on the threshold);
 - closed form against diffrax on a random input train (spike times, state at ``T``, gradients);
-- every gradient (weights and each model parameter) against central finite differences.
+- every gradient (weights and each model parameter) against central finite differences;
+- the event adjoint (``gradient="adjoint"``) against autodiff and the same finite differences.
 Each row has a tolerance; the command exits non-zero if any row is beyond it.
 """
 
@@ -38,6 +39,8 @@ TOL = {
     "closed_vs_diffrax_times": 1e-8,
     "closed_vs_diffrax_grad": 1e-6,
     "fd": 1e-5,
+    "adjoint_closed": 1e-8,
+    "adjoint_diffrax": 1e-6,
 }
 
 
@@ -153,12 +156,13 @@ def _input_train(neuron: AbstractNeuron, integrator, seed: int):
     return fallback
 
 
-def _loss_fn(times, integrator) -> Callable:
+def _loss_fn(times, integrator, gradient: str = "autodiff") -> Callable:
     """A smooth scalar of all spike times and the final state: the quantity whose gradients are checked."""
 
     def loss(params):
         neuron, weights = params
-        tr = simulate_neuron(neuron, times, weights, T_CHECK, n_slots=N_SLOTS, integrator=integrator)
+        tr = simulate_neuron(neuron, times, weights, T_CHECK, n_slots=N_SLOTS, integrator=integrator,
+                             gradient=gradient)
         t = tr.times[0]
         finite = jnp.isfinite(t)
         c = jnp.cos(0.7 * jnp.arange(N_SLOTS) + 0.3)
@@ -182,9 +186,9 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
-def _fd_rows(label: str, loss, params, grads, h: float, which: str) -> list[CheckRow]:
-    """Central finite differences (Richardson-extrapolated) of every parameter, skipping entries where
-    the spike count changes within the step."""
+def _finite_differences(loss, params, h: float) -> dict[str, np.ndarray]:
+    """Central differences (Richardson-extrapolated) of every parameter, grouped like ``_grad_groups``;
+    NaN where the spike count changes within the step."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(diff)
 
@@ -205,7 +209,11 @@ def _fd_rows(label: str, loss, params, grads, h: float, which: str) -> list[Chec
     fd = np.asarray((4 * fd_h2 - fd_h) / 3)
     valid = np.asarray(valid_h & valid_h2)
     fd_tree = unravel(jnp.asarray(np.where(valid, fd, np.nan)))
-    fd_groups = _grad_groups(eqx.combine(fd_tree, static))
+    return _grad_groups(eqx.combine(fd_tree, static))
+
+
+def _fd_rows(label: str, grads, fd_groups: dict[str, np.ndarray], which: str) -> list[CheckRow]:
+    """Every gradient group against the finite differences (entries without a spike (dis)appearance)."""
     rows = []
     for name, g in _grad_groups(grads).items():
         ref = fd_groups[name]
@@ -256,7 +264,17 @@ def _train_rows(label: str, neuron: AbstractNeuron, seed: int) -> list[CheckRow]
                                  TOL["closed_vs_diffrax_grad"]))
     ref_name = "closed_form" if "closed_form" in results else "diffrax"
     loss, _, grads = results[ref_name]
-    rows += _fd_rows(label, loss, params, grads, 1e-5 if ref_name == "closed_form" else 1e-4, ref_name)
+    fd = _finite_differences(loss, params, 1e-5 if ref_name == "closed_form" else 1e-4)
+    rows += _fd_rows(label, grads, fd, ref_name)
+    # The event adjoint (gradient="adjoint") on the same forward: against autodiff and the same differences.
+    integ = "closed_form" if ref_name == "closed_form" else diffrax
+    adjoint_loss = _loss_fn(times, integ, gradient="adjoint")
+    _, grads_adj = eqx.filter_jit(eqx.filter_value_and_grad(adjoint_loss, has_aux=True))(params)
+    tol = TOL["adjoint_closed"] if ref_name == "closed_form" else TOL["adjoint_diffrax"]
+    ga, gr = _grad_groups(grads_adj), _grad_groups(grads)
+    for name in ga:
+        rows.append(CheckRow(label, f"adjoint vs autodiff: d/d{name} ({ref_name}, rel)", _rel(ga[name], gr[name]), tol))
+    rows += _fd_rows(label, grads_adj, fd, f"adjoint, {ref_name}")
     return rows
 
 
@@ -285,10 +303,10 @@ def _sample_states(neuron: AbstractNeuron, times, weights):
 
 def format_rows(rows: list[CheckRow]) -> str:
     """The report as a fixed-width table."""
-    head = f"{'variant':<24} {'quantity':<52} {'error':>10} {'tol':>8}  {'ok':<4} note"
+    head = f"{'variant':<24} {'quantity':<62} {'error':>10} {'tol':>8}  {'ok':<4} note"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.variant:<24} {r.quantity:<52} {r.error:>10.2e} {r.tolerance:>8.0e}  "
+        lines.append(f"{r.variant:<24} {r.quantity:<62} {r.error:>10.2e} {r.tolerance:>8.0e}  "
                      f"{'ok' if r.passed else 'FAIL':<4} {r.note}")
     n_fail = sum(not r.passed for r in rows)
     lines.append(f"{len(rows) - n_fail} passed, {n_fail} failed")

@@ -180,15 +180,22 @@ def simulate_neuron(
     *,
     n_slots: int = 32,
     integrator: AbstractIntegrator | str = "auto",
+    gradient: str = "autodiff",
 ) -> LayerTrace:
     """One neuron receiving spikes ``in_times[k]`` with weights ``in_weights[k]`` (each its own channel).
 
     Returns a ``LayerTrace`` with a neuron axis of length 1. Inputs must be ascending and
-    non-negative (``+inf`` padding allowed); see ``check_inputs``.
+    non-negative (``+inf`` padding allowed); ``gradient="adjoint"`` uses the event adjoint.
     """
     in_times = jnp.asarray(in_times)
     n = in_times.shape[0]
-    return simulate_layer(
+    if gradient not in ("autodiff", "adjoint"):
+        raise ValueError(f"unknown gradient {gradient!r}: use 'autodiff' or 'adjoint'")
+    if gradient == "adjoint":
+        from .adjoint import simulate_layer_adjoint as layer_fn
+    else:
+        layer_fn = simulate_layer
+    return layer_fn(
         neuron,
         jnp.asarray(in_weights)[None, :],
         in_times,
