@@ -53,6 +53,19 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _fixed_keys(args: argparse.Namespace) -> set[str]:
+    """Configuration keys given explicitly as flags: they are fixed for every trial."""
+    from .train import FLAGS
+
+    keys = {key for flag, (key, _, _) in FLAGS.items() if getattr(args, flag.lstrip("-").replace("-", "_")) is not None}
+    keys.discard("validation_fraction")
+    if args.neuron_params is not None:
+        keys.add("neuron_params")
+    if args.no_pseudospikes:
+        keys.add("pseudospikes")
+    return keys
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import hpo
 
@@ -76,10 +89,11 @@ def run(args: argparse.Namespace) -> int:
                                         ("--out", args.out)) if value is None]
     if missing:
         raise ValueError(f"a search needs {', '.join(missing)} (or --best STUDY to print a winner)")
-    overridden = sorted(k for k in space if k in json.loads(json.dumps(base.to_dict())) and
-                        getattr(args, k, None) is not None)
-    if overridden:
-        print(f"spikeode hpo: note: {overridden} are searched; their flags only set the base configuration")
+    fixed = _fixed_keys(args)
+    dropped = sorted(k for k in space if k.split(".")[0] in fixed)
+    if dropped:
+        space = {k: v for k, v in space.items() if k not in dropped}
+        print(f"spikeode hpo: {dropped} fixed by their flags, not searched", flush=True)
     import jax
 
     if base.dtype == "float64":
