@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,10 +56,12 @@ def plot_learning_curves(runs: Mapping[str, list[xr.Dataset]], path: str | Path)
                 ax.fill_between(mean["epoch"], lo, hi, color=color, alpha=0.2, linewidth=0)
         sample = next(iter(runs.values()))[0][name]
         ax.set_xlabel(axis_label(sample["epoch"]))
-        ax.set_ylabel(axis_label(sample) + (f" ({layer})" if layer else ""), fontsize=9)
+        ax.set_ylabel("fraction" if sample.attrs.get("units", "1") == "1" else sample.attrs["units"])
+        title = sample.attrs.get("long_name", name) + (f" ({layer})" if layer else "")
+        ax.set_title(textwrap.fill(title, 40), fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False)
-    fig.suptitle("LIF vs QIF: learning curves (mean, min–max over seeds)")
+    fig.suptitle("LIF vs QIF: learning curves (mean, min–max over seeds)", y=1.04)
     return save(fig, path)
 
 

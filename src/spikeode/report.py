@@ -141,14 +141,15 @@ def _plot_samples(study_dir: Path, path: Path) -> Path | None:
         _mark_events(ax, ds, alpha)
         ax.set_ylabel(axis_label(ds.loss))
         ax.set_title(f"{m.upper()}: single-sample scan (sample {int(ds.sample)})", fontsize=10)
-        ax.legend(frameon=False, fontsize=8, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize=8, loc="best")
         ax = axes[1, col]
         times = ds.spike_times.isel(layer=-1)  # output layer: (alpha, neuron, slot)
         for n in range(times.sizes["neuron"]):
             t = times.isel(neuron=n).values
             a = np.broadcast_to(alpha[:, None], t.shape)
             ok = np.isfinite(t)
-            ax.plot(a[ok], t[ok], ".", ms=1.5, color=plt.cm.tab20(n % 20))
+            ax.plot(a[ok], t[ok], ".", ms=3, color=plt.cm.tab20(n % 20))
         _mark_events(ax, ds, alpha, legend=False)
         ax.set_xlabel(axis_label(ds.alpha))
         ax.set_ylabel("output spike times")
