@@ -144,25 +144,24 @@ def landscape_done(path: Path) -> bool:
         return "row_finished" in ds and bool((ds["row_finished"] > 0).all())
 
 
-def stage_landscape(cfg: StudyConfig, out: Path) -> None:
+def _landscapes(cfg: StudyConfig, out: Path, prefix: str, flags: list) -> None:
+    """One ``spikeode landscape`` per model around its seed-0 run (skipped where the file is complete)."""
     for model in MODELS:
-        if landscape_done(out / f"landscape_{model}.nc"):
-            print(f"  landscape {model}: done, skipped")
+        path = out / f"{prefix}_{model}.nc"
+        if landscape_done(path):
+            print(f"  {prefix} {model}: done, skipped")
             continue
-        spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--kind", "2d",
-                 "--points", cfg.landscape_points, "--span", cfg.landscape_span,
-                 "--train-samples", cfg.landscape_samples, "--out", out / f"landscape_{model}.nc", "--quiet")
+        spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--span", cfg.landscape_span,
+                 "--train-samples", cfg.landscape_samples, *flags, "--out", path, "--quiet")
+
+
+def stage_landscape(cfg: StudyConfig, out: Path) -> None:
+    _landscapes(cfg, out, "landscape", ["--kind", "2d", "--points", cfg.landscape_points])
 
 
 def stage_samples(cfg: StudyConfig, out: Path) -> None:
-    for model in MODELS:
-        if landscape_done(out / f"samples_{model}.nc"):
-            print(f"  samples {model}: done, skipped")
-            continue
-        spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--kind", "sample",
-                 "--points", cfg.scan_points, "--span", cfg.landscape_span,
-                 "--train-samples", cfg.landscape_samples, "--samples", ",".join(map(str, cfg.scan_samples)),
-                 "--out", out / f"samples_{model}.nc", "--quiet")
+    _landscapes(cfg, out, "samples", ["--kind", "sample", "--points", cfg.scan_points,
+                                      "--samples", ",".join(map(str, cfg.scan_samples))])
 
 
 def stage_report(cfg: StudyConfig, out: Path) -> None:
