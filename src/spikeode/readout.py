@@ -71,10 +71,13 @@ def first_spike_loss(
     gamma: float = 0.0,
 ) -> Float[Array, "*batch"]:
     """Cross-entropy on ``-t/temperature`` plus ``gamma (exp(t_label/T) - 1)`` (pulls the label earlier)."""
-    logp = jax.nn.log_softmax(-t_first / temperature, axis=-1)
     t_label = jnp.take_along_axis(t_first, labels[..., None], axis=-1)[..., 0]
-    ce = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
-    return ce + gamma * jnp.expm1(t_label / T)
+    return _cross_entropy(-t_first / temperature, labels) + gamma * jnp.expm1(t_label / T)
+
+
+def _cross_entropy(logits, labels):
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
 def accuracy(
@@ -133,5 +136,4 @@ def max_voltage(
 
 def voltage_loss(vmax: Float[Array, "*batch outputs"], labels: Int[Array, "*batch"]) -> Float[Array, "*batch"]:
     """Cross-entropy on the maximum voltages."""
-    logp = jax.nn.log_softmax(vmax, axis=-1)
-    return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    return _cross_entropy(vmax, labels)
