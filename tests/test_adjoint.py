@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from spikeode.adjoint import END, INDUCED, RECEIVE, SPIKE, record_events, simulate_layer_adjoint
+from spikeode.adjoint import record_events, simulate_layer_adjoint
 from spikeode.integrate import Diffrax
-from spikeode.layer import simulate_layer
+from spikeode.layer import END, INDUCED, RECEIVE, SPIKE, simulate_layer
 from spikeode.network import FeedForward, simulate
 from spikeode.neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable
 from spikeode.spikes import spikes_from_lists

@@ -165,3 +165,43 @@ def test_check_cli_broken_flow_fails_and_names_it():
     assert out.returncode != 0
     assert "flow disagrees with vector_field" in out.stdout
     assert "closed form vs diffrax" in out.stdout
+
+
+def test_reversed_firing_order_is_caught_by_check():
+    from spikeode.check import _firing_order_row
+    from user_models import WrongOrderLIF
+
+    neuron = WrongOrderLIF(tau_mem=1.0, I0=1.5)
+    states = jnp.linspace(-1.0, 0.9, 7)[:, None]
+    dts = jax.vmap(lambda y: neuron.time_to_threshold(y, 1e3))(states)
+    row = _firing_order_row("wrong", neuron, states, dts)
+    assert not row.passed and row.error == 1.0 and "firing_order disagrees" in row.note
+
+
+class _QIFWithoutOrder(QIF):
+    @property
+    def has_firing_order(self):
+        return False
+
+
+@pytest.mark.parametrize("I0", [1.1, -0.2])
+def test_firing_order_shortcut_gives_the_same_layer(I0):
+    """Ranking by ``firing_order`` (one crossing time per event) equals ranking by every neuron's time."""
+    from spikeode.layer import simulate_layer
+
+    rng = np.random.default_rng(3)
+    w = jnp.asarray(rng.normal(0.4, 0.5, (6, 5)))
+    times = jnp.asarray(np.sort(rng.uniform(0.0, 8.0, 40)))
+    units = jnp.asarray(rng.integers(0, 5, 40), dtype=jnp.int32)
+
+    def run(cls):
+        def spike_sum(w):
+            tr = simulate_layer(cls(tau=1.0, I0=I0), w, times, units, 8.0, n_slots=6, integrator="closed_form")
+            return jnp.sum(jnp.where(jnp.isfinite(tr.times), tr.times, 0.0)), tr
+        return jax.value_and_grad(spike_sum, has_aux=True)(w)
+
+    (_, fast), g_fast = run(QIF)
+    (_, slow), g_slow = run(_QIFWithoutOrder)
+    assert int(fast.counts.sum()) >= 5
+    np.testing.assert_array_equal(np.asarray(fast.times), np.asarray(slow.times))
+    np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_slow), rtol=1e-12, atol=1e-14)

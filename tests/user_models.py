@@ -55,3 +55,10 @@ class NeverFires(AbstractNeuron):
 
     def receive(self, y, w):
         return y.at[0].add(w)
+
+
+class WrongOrderLIF(LIF):
+    """A delta-synapse LIF whose ``firing_order`` is reversed (the lowest ``V`` would fire first)."""
+
+    def firing_order(self, y):
+        return jnp.where(self.I0 > self.v_th, y[0], jnp.inf)

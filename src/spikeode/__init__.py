@@ -2,6 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _xla
+
+_xla.apply_defaults()
+
 try:
     __version__ = version("spikeode")
 except PackageNotFoundError:  # running from a source tree without installation

@@ -35,9 +35,6 @@ the ``flow(y, dt)`` contract); feed-forward layers (``recurrent_weights`` raises
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
-
 import diffrax as dfx
 import equinox as eqx
 import jax
@@ -45,93 +42,29 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from .integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
-from .layer import LayerTrace, default_budget, validate_layer_inputs
+from .layer import (
+    INDUCED,
+    NONE,
+    RECEIVE,
+    SPIKE,
+    EventRecord,
+    LayerTrace,
+    default_budget,
+    event_loop,
+    validate_layer_inputs,
+)
 from .neurons import AbstractNeuron
 
-__all__ = ["simulate_layer_adjoint", "EventRecords", "record_events",
-           "NONE", "RECEIVE", "SPIKE", "INDUCED", "END"]
-
-#: Event kinds in the per-event records.
-NONE, RECEIVE, SPIKE, INDUCED, END = 0, 1, 2, 3, 4
-
-
-class EventRecords(NamedTuple):
-    """What the forward pass keeps for the backward pass (``E`` = event budget).
-
-    Attributes:
-        t: event time.
-        kind: ``NONE`` (no-op step after the end), ``RECEIVE``, ``SPIKE``, ``INDUCED``, ``END``.
-        index: the spiking neuron (spikes) or the input event (receives).
-        slot: the spike's slot in ``times`` (``n_slots`` if not recorded).
-        y_minus: the layer state just before the event.
-    """
-
-    t: Float[Array, " E"]
-    kind: Int[Array, " E"]
-    index: Int[Array, " E"]
-    slot: Int[Array, " E"]
-    y_minus: Float[Array, "E neurons state"]
-
+__all__ = ["simulate_layer_adjoint", "record_events"]
 
 # ---------------------------------------------------------------------------------------------
-# forward: the event loop of layer.simulate_layer (feed-forward), recording every event
+# forward: the layer's event loop, recording every event with its pre-event state
 # ---------------------------------------------------------------------------------------------
 def _forward(neuron, integ, weights, in_times, in_units, T, n_slots, budget):
-    n_neurons = weights.shape[0]
-    n_events = in_times.shape[0]
-    dtype = jnp.result_type(in_times.dtype, weights.dtype)
-    y0 = jnp.broadcast_to(neuron.initial_state().astype(dtype), (n_neurons, neuron.state_size))
-    receive_all = jax.vmap(neuron.receive)
-    threshold_all = jax.vmap(neuron.threshold)
-    weights_by_unit = weights.T
-
-    def step(carry, _):
-        t, y, k, counts, done, ok, used = carry
-        k_safe = jnp.minimum(k, n_events - 1)
-        t_in = jnp.where(k < n_events, in_times[k_safe], jnp.inf)
-        input_due = t_in < T
-        # Both integrators fire at once (the jump-induced spike) iff some g >= 0 at the start.
-        immediate = jnp.any(threshold_all(y) >= 0)
-        adv = integ.advance(neuron, t, jnp.minimum(t_in, T), y)
-        spike = adv.fired & ~done
-        arrive = ~adv.fired & input_due & ~done
-        finish = ~adv.fired & ~input_due & ~done
-        i = adv.neuron
-        y_next = jnp.where(arrive, receive_all(adv.y, weights_by_unit[in_units[k_safe]]), adv.y)
-        y_next = y_next.at[i].set(jnp.where(spike, neuron.reset(adv.y[i]), y_next[i]))
-        y_next = jnp.where(done, y, y_next)
-        slot = jnp.where(spike, counts[i], n_slots)
-        kind = jnp.where(spike, jnp.where(immediate, INDUCED, SPIKE),
-                         jnp.where(arrive, RECEIVE, jnp.where(finish, END, NONE))).astype(jnp.int8)
-        index = jnp.where(arrive, k_safe, i).astype(jnp.int32)
-        carry = (
-            jnp.where(done, t, adv.t),
-            y_next,
-            k + arrive.astype(k.dtype),
-            counts.at[i].add(spike.astype(counts.dtype)),
-            done | finish,
-            ok & (adv.ok | done),
-            used + (~done).astype(used.dtype),
-        )
-        rec = EventRecords(t=jnp.where(done, t, adv.t), kind=kind, index=index, slot=slot.astype(jnp.int32),
-                           y_minus=jnp.where(done, y, adv.y))
-        return carry, rec
-
-    init = (
-        jnp.asarray(0.0, dtype),
-        y0,
-        jnp.asarray(0, jnp.int32),
-        jnp.zeros(n_neurons, jnp.int32),
-        jnp.asarray(False),
-        jnp.asarray(True),
-        jnp.asarray(0, jnp.int32),
-    )
-    (t, y, k, counts, done, ok, used), rec = jax.lax.scan(step, init, None, length=budget)
-    spiking = (rec.kind == SPIKE) | (rec.kind == INDUCED)
-    who = jnp.where(spiking, rec.index, 0)
-    times = jnp.full((n_neurons, n_slots), jnp.inf, dtype).at[who, rec.slot].set(rec.t, mode="drop")
-    aux = (counts, used, ~done, jnp.any(counts > n_slots), ~ok)
-    return times, y, aux, rec
+    trace, rec = event_loop(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots, budget=budget,
+                            record_states=True)
+    aux = (trace.counts, trace.events_used, trace.exhausted, trace.overflow, trace.failed)
+    return trace.times, trace.state_T, aux, rec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,7 +129,7 @@ def _tree_add(a, b):
     return jax.tree_util.tree_map(jnp.add, a, b)
 
 
-def _backward(static, integ, n_slots, params, weights, in_times, in_units, rec: EventRecords, ct_times, ct_state_T):
+def _backward(static, integ, n_slots, params, weights, in_times, in_units, rec: EventRecord, ct_times, ct_state_T):
     neuron = eqx.combine(params, static)
     n_neurons, n_inputs = weights.shape
     n_events = in_times.shape[0]
@@ -329,7 +262,7 @@ def _layer_core(static, integ, n_slots: int, budget: int):
     return core
 
 
-def record_events(neuron, weights, in_times, in_units, T, *, n_slots, integrator="auto", budget=None) -> EventRecords:
+def record_events(neuron, weights, in_times, in_units, T, *, n_slots, integrator="auto", budget=None) -> EventRecord:
     """The per-event records the adjoint keeps (for inspection and tests)."""
     integ = make_integrator(integrator, neuron)
     budget = default_budget(in_times.shape[0], weights.shape[0], n_slots) if budget is None else int(budget)

@@ -130,7 +130,20 @@ def _flow_rows(label: str, neuron: AbstractNeuron, states) -> list[CheckRow]:
     err = float(jnp.max(jnp.where(hit, jnp.abs(landed), 0.0))) if bool(jnp.any(hit)) else 0.0
     rows.append(CheckRow(label, "threshold(flow(y, time_to_threshold(y)))", err, TOL["landing"],
                          f"{int(hit.sum())}/{len(dts)} states reach threshold"))
+    if neuron.has_firing_order:
+        rows.append(_firing_order_row(label, neuron, states, dts))
     return rows
+
+
+def _firing_order_row(label: str, neuron: AbstractNeuron, states, dts) -> CheckRow:
+    """``firing_order`` must sort states as ``time_to_threshold`` does: the fraction of pairs it misorders."""
+    keys = np.asarray(jax.vmap(neuron.firing_order)(states))
+    t = np.asarray(dts)
+    earlier = t[:, None] < t[None, :]
+    misordered = earlier & ~(keys[:, None] < keys[None, :])
+    frac = float(misordered.sum()) / max(int(earlier.sum()), 1)
+    return CheckRow(label, "firing_order ranks like time_to_threshold (misordered pairs)", frac, 0.0,
+                    "" if frac == 0 else "firing_order disagrees with time_to_threshold")
 
 
 # -- random input trains ----------------------------------------------------------------------------

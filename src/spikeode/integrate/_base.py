@@ -11,7 +11,7 @@ from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from ..neurons import AbstractNeuron
 
-__all__ = ["AbstractIntegrator", "Advance"]
+__all__ = ["AbstractIntegrator", "Advance", "first_argmin", "supra_threshold"]
 
 
 class Advance(eqx.Module):
@@ -21,6 +21,7 @@ class Advance(eqx.Module):
         t: time reached: the first threshold crossing if ``fired``, else ``t1``.
         y: layer state at ``t`` (before any reset).
         fired: whether a neuron crossed its threshold at ``t <= t1``.
+        immediate: the crossing is at ``t0``: a jump lifted the neuron over threshold (``fired``).
         neuron: index of the neuron that crossed (meaningful only if ``fired``).
         ok: ``False`` if the integrator failed (e.g. the step budget of a solve ran out).
     """
@@ -28,6 +29,7 @@ class Advance(eqx.Module):
     t: Scalar
     y: Float[Array, "neurons state"]
     fired: Bool[Array, ""]
+    immediate: Bool[Array, ""]
     neuron: Int[Array, ""]
     ok: Bool[Array, ""]
 
@@ -48,3 +50,11 @@ def supra_threshold(neuron: AbstractNeuron, y: Float[Array, "neurons state"]):
     g = jax.vmap(neuron.threshold)(y)
     y_safe = jnp.where((g >= 0)[:, None], neuron.initial_state()[None, :], y)
     return g, y_safe
+
+
+def first_argmin(x):
+    """``argmin`` as two plain reductions (a min, then the smallest index attaining it): XLA's CPU
+    ``argmin`` (a variadic reduce) is not vectorised and was the costliest op per event."""
+    n = x.shape[0]
+    hits = jnp.where(x == jnp.min(x), jnp.arange(n), n)
+    return jnp.minimum(jnp.min(hits), n - 1)

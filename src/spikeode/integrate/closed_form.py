@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ..neurons import AbstractNeuron, NotClosedForm
-from ._base import AbstractIntegrator, Advance, supra_threshold
+from ._base import AbstractIntegrator, Advance, first_argmin, supra_threshold
 
 __all__ = ["ClosedForm"]
 
@@ -19,11 +19,19 @@ class ClosedForm(AbstractIntegrator):
             raise NotClosedForm(f"{type(neuron).__name__} has no closed form; use integrator='diffrax'")
         horizon = t1 - t0
         g, y_safe = supra_threshold(neuron, y)
-        dts = jax.vmap(neuron.time_to_threshold, in_axes=(0, None))(y_safe, horizon)
-        dts = jnp.where(g >= 0, 0.0, dts)
-        index = jnp.argmin(dts)
-        dt_min = dts[index]
-        fired = dt_min <= horizon
-        dt = jnp.where(fired, dt_min, horizon)
+        # Which neuron fires next needs every neuron, the event time only the one that fires: rank
+        # on stopped gradients, then differentiate that neuron's crossing time alone (reverse mode
+        # would otherwise differentiate N crossing times per event).
+        y_rank = jax.lax.stop_gradient(y_safe)
+        if neuron.has_firing_order:
+            keys = jax.vmap(neuron.firing_order)(y_rank)
+        else:
+            keys = jax.vmap(neuron.time_to_threshold, in_axes=(0, None))(y_rank, horizon)
+        index = first_argmin(jnp.where(g >= 0, -jnp.inf, keys))
+        immediate = g[index] >= 0
+        dt_first = jnp.where(immediate, 0.0, neuron.time_to_threshold(y_safe[index], horizon))
+        fired = dt_first <= horizon
+        dt = jnp.where(fired, dt_first, horizon)
         y_new = jax.vmap(neuron.flow, in_axes=(0, None))(y, dt)
-        return Advance(t=t0 + dt, y=y_new, fired=fired, neuron=index, ok=jnp.asarray(True))
+        return Advance(t=t0 + dt, y=y_new, fired=fired, immediate=immediate, neuron=index, ok=jnp.asarray(True))
+

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optimistix as optx
 
 from ..neurons import AbstractNeuron
-from ._base import AbstractIntegrator, Advance, supra_threshold
+from ._base import AbstractIntegrator, Advance, first_argmin, supra_threshold
 
 __all__ = ["DEFAULT_TOLERANCES", "Diffrax"]
 
@@ -87,5 +87,5 @@ class Diffrax(AbstractIntegrator):
         y_new = jnp.where(active, y_end, y)
         fired = immediate | event
         g_new = jax.vmap(neuron.threshold)(y_new)
-        index = jnp.where(immediate, jnp.argmax(g), jnp.argmax(g_new))
-        return Advance(t=t_new, y=y_new, fired=fired, neuron=index, ok=ok)
+        index = jnp.where(immediate, first_argmin(-g), first_argmin(-g_new))
+        return Advance(t=t_new, y=y_new, fired=fired, immediate=immediate, neuron=index, ok=ok)

@@ -70,6 +70,20 @@ class AbstractNeuron(eqx.Module):
         """
         raise NotClosedForm(f"{type(self).__name__} has no closed-form time to threshold")
 
+    def firing_order(self, y: Float[Array, " state"]) -> Scalar:
+        """Optional speed-up of the closed-form path: a cheap key that orders neurons sharing these
+        parameters as ``time_to_threshold`` does (smaller fires sooner, ``+inf`` never).
+
+        The engine then computes the crossing time of only the first neuron per event instead of
+        every neuron's. Only for models whose free flow preserves that order, e.g. any 1-D
+        autonomous neuron (the larger ``V``, the sooner); ``tests/test_neurons.py`` checks it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no firing_order")
+
+    @property
+    def has_firing_order(self) -> bool:
+        return type(self).firing_order is not AbstractNeuron.firing_order
+
     def pseudo_spike(self, y: Float[Array, " state"], drive: ScalarLike) -> tuple[Scalar, Scalar]:
         """Pseudodynamics after the trial end (Klos & Memmesheimer): the continuation from state ``y``
         at ``T`` with extra pseudo input ``drive`` under a supra-threshold drive.

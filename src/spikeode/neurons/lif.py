@@ -106,6 +106,14 @@ class LIF(AbstractNeuron):
             return self._delta_time_to_threshold(y, horizon)
         return self._exp_time_to_threshold(y, horizon)
 
+    @property
+    def has_firing_order(self) -> bool:
+        return self.tau_syn is None  # exponential synapses: V and I both decide who fires first
+
+    def firing_order(self, y) -> Scalar:
+        """Delta synapses: ``-V`` if the drive reaches threshold (the larger ``V``, the sooner), else ``+inf``."""
+        return jnp.where(self.I0 > self.v_th, -y[0], jnp.inf)
+
     def _delta_time_to_threshold(self, y, horizon):
         reaches = self.I0 > self.v_th
         num = jnp.where(reaches, self.I0 - y[0], 2.0)
