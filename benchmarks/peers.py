@@ -7,7 +7,8 @@
   148-neuron network (spikegd's own MNIST layout), every neuron starting at phase ``Theta/2``;
   this is exactly our ``QIF(tau=6/pi, I0=1, theta0=0)`` (``V_ours = V_spikegd - 1/2``). Event
   budget ``K`` = the same event capacity as ours (inputs + hidden and output spike slots + 1).
-  Its first output spike times must equal ours to ``--tol`` (float32).
+  Its first output spike times must equal ours to ``--tol`` (float32); a float64 run of both
+  (``ref64``, untimed for the ratios) shows whether the models agree and which float32 run is off.
 * Eventax (``pip install eventax`` into a separate venv, run with ``--eventax-python``): it has no
   delta-synapse QIF, so we compare its nearest equivalent: its ``QIF`` (``tmem dV/dt = V(V-1) +
   I + ic``, ``tsyn dI/dt = -I``, ``I -> I + W`` per spike) with ``tmem = 6/pi``, bias ``ic = 5/4``,
@@ -91,16 +92,21 @@ def measure(fn, args, mode: str, repeats: int, batch: int) -> dict:
 # --------------------------------------------------------------------------------------------
 # The three engines (each runs in its own child process).
 # --------------------------------------------------------------------------------------------
-def ours_fn(data, meta, integrator: str):
+def ours_fn(data, meta, integrator: str, dtype: str = "float32"):
     import equinox as eqx
-    import jax.numpy as jnp
+    import jax
+    import numpy as np
 
     from spikeode.bench import RunConfig, make_loss, make_problem
+    from spikeode.spikes import Spikes
 
     cfg = RunConfig("shd", integrator=integrator, batch=meta["batch"], input_spikes=meta["input_spikes"],
                     hidden=meta["hidden"])
     net, spikes, labels, T = make_problem(cfg)
-    assert all(bool(jnp.array_equal(a, b)) for a, b in ((net.weights[0], data["w_in"]), (spikes.times, data["times"])))
+    assert np.array_equal(np.asarray(net.weights[0]), data["w_in"]) and np.array_equal(np.asarray(spikes.times), data["times"])
+    if dtype != "float32":  # the float64 reference: the same float32 values, computed in float64
+        net = jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, net)
+        spikes = Spikes(spikes.times.astype(dtype), spikes.units, spikes.n_units)
     loss = make_loss(integrator, T)
 
     def fwd(net, spikes, labels):
@@ -113,7 +119,7 @@ def ours_fn(data, meta, integrator: str):
     return eqx.filter_jit(fwd), eqx.filter_jit(grad), (net, spikes, labels)
 
 
-def spikegd_fn(data, meta, spikegd_src: str):
+def spikegd_fn(data, meta, spikegd_src: str, dtype: str = "float32"):
     import jax
     import jax.numpy as jnp
 
@@ -125,7 +131,7 @@ def spikegd_fn(data, meta, spikegd_src: str):
     n = n_h + n_out
     s_h, s_o = meta["n_slots"]
     config = {"K": meta["input_spikes"] + n_h * s_h + n_out * s_o + 1, "T": T}
-    phi0 = jnp.full(n, neuron.Theta() / 2, jnp.float32)
+    phi0 = jnp.full(n, neuron.Theta() / 2, dtype)
 
     def first_output_times(p, times, units):
         w_in, w_out, phi = p
@@ -144,8 +150,8 @@ def spikegd_fn(data, meta, spikegd_src: str):
         return cross_entropy(t_out, labels), t_out
 
     grad = jax.jit(jax.value_and_grad(lambda p, *a: fwd(p, *a)[0]))
-    p = (jnp.asarray(data["w_in"]), jnp.asarray(data["w_out"]), phi0)
-    args = (p, jnp.asarray(data["times"]), jnp.asarray(data["units"]), jnp.asarray(data["labels"]))
+    p = (jnp.asarray(data["w_in"], dtype), jnp.asarray(data["w_out"], dtype), phi0)
+    args = (p, jnp.asarray(data["times"], dtype), jnp.asarray(data["units"]), jnp.asarray(data["labels"]))
     return jax.jit(fwd), grad, args
 
 
@@ -203,15 +209,21 @@ def _per_channel_times(times, units, n_in):
 def child(args) -> int:
     """Measure one (engine, mode) in this process and print one JSON line."""
     data, meta = load_problem(args.data)
+    dtype = "float32"
+    if args.mode == "ref64":  # not timed: the float64 reference of the first output spike times
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        dtype = "float64"
     if args.engine.startswith("spikeode"):
-        fwd, grad, call = ours_fn(data, meta, args.engine.split(":")[1])
+        fwd, grad, call = ours_fn(data, meta, args.engine.split(":")[1], dtype)
     elif args.engine == "spikegd":
-        fwd, grad, call = spikegd_fn(data, meta, args.spikegd_src)
+        fwd, grad, call = spikegd_fn(data, meta, args.spikegd_src, dtype)
     else:
         fwd, grad, call = eventax_fn(data, meta, args.engine.split(":")[1])
-    res = measure(fwd if args.mode == "fwd" else grad, call, args.mode, args.repeats, meta["batch"])
+    res = measure(grad if args.mode == "grad" else fwd, call, args.mode, args.repeats, meta["batch"])
     out = res.pop("out")
-    if args.mode == "fwd":
+    if args.mode in ("fwd", "ref64"):
         import numpy as np
 
         res["t_out"] = np.asarray(out[1], np.float64).tolist()
@@ -261,6 +273,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats-slow", type=int, default=1, help="repeats for Eventax")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("--tol", type=float, default=1e-4, help="max |t_out(spikeode) - t_out(spikegd)|")
+    p.add_argument("--no-reference", dest="reference", action="store_false",
+                   help="skip the float64 reference run of spikeode and spikegd")
     p.add_argument("--out", default=os.path.join(HERE, "results", "peers.json"))
     # child-only options
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -282,7 +296,10 @@ def main(argv=None) -> int:
             engines += [(ns.eventax_python, f"eventax:{m}") for m in ns.eventax_modes]
         results = []
         for python, engine in engines:
-            for mode in ns.modes:
+            modes = list(ns.modes)
+            if engine in ("spikeode:closed_form", "spikegd") and ns.reference:
+                modes.append("ref64")
+            for mode in modes:
                 r = run_child(python, engine, mode, ns, data)
                 print(f"{engine:22s} {mode:5s} " + (r.get("error") or
                       f"{r['samples_per_s']:8.2f} samples/s  compile {r['compile_s']:6.2f} s  "
@@ -312,6 +329,13 @@ def summarise(results: list[dict], tol: float) -> dict:
     if ("spikeode:closed_form", "fwd") in by and ("spikegd", "fwd") in by:
         err = compare_times(by["spikeode:closed_form", "fwd"], by["spikegd", "fwd"])
         out.update(spikegd_max_abs_time_diff=err, spikegd_agrees=err <= tol, tol=tol)
+    # Float64 reference: do the two models agree exactly, and how far is each float32 run from it?
+    ref = by.get(("spikeode:closed_form", "ref64"))
+    if ref is not None:
+        out["float32_error_vs_float64"] = {e: compare_times(by[e, "fwd"], ref) for e in ("spikeode:closed_form", "spikegd")
+                                           if (e, "fwd") in by}
+        if ("spikegd", "ref64") in by:
+            out["float64_max_abs_time_diff"] = compare_times(ref, by["spikegd", "ref64"])
     return out
 
 
@@ -323,6 +347,10 @@ def format_summary(summary: dict) -> str:
         verdict = "OK" if summary["spikegd_agrees"] else "MISMATCH"
         lines.append(f"first output spike times vs spikegd: max |diff| = {summary['spikegd_max_abs_time_diff']:.2e} "
                      f"(tol {summary['tol']:.0e}) {verdict}")
+    if "float64_max_abs_time_diff" in summary:
+        lines.append(f"float64, spikeode vs spikegd: max |diff| = {summary['float64_max_abs_time_diff']:.2e}")
+    for engine, err in summary.get("float32_error_vs_float64", {}).items():
+        lines.append(f"float32 {engine} vs the float64 reference: max |diff| = {err:.2e}")
     return "\n".join(lines)
 
 

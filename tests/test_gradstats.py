@@ -80,7 +80,7 @@ def _fake_checkpoint(model: str, seed: int, epoch: int, value: float) -> xr.Data
     for name, (dims, *_rest) in gs.VARIABLES.items():
         shape = [{"layer": 3, "step_scale": 2, "pseudospikes": 2}[d] for d in dims]
         values[name] = np.full(shape, value)
-    result = {"values": values, "layers": layers + ["all"], "step_scales": [0.5, 1.0], "step_kind": "adam",
+    result = {"values": values, "layers": layers + ["all"], "step_scales": [0.5, 1.0], "step_kind": "adam", "probes": 4,
               "timing": {"total_s": 1.0}}
     config = default_config("synthetic", model, seed=seed)
     return gs._checkpoint_dataset(result, f"/runs/{model}_{seed}", config, epoch, 4, 8)

@@ -23,13 +23,16 @@ Per layer, with ``gbar = (1/B) sum_i g_i`` (all norms Euclidean over the layer's
 - ``cosine``: mean pairwise cosine similarity ``2/(B(B-1)) sum_{i<j} <g_i, g_j> / (||g_i|| ||g_j||)``
   (pairs with a zero-norm gradient are left out; NaN if none remains).
 - ``zero_grad_fraction`` (dim ``pseudospikes``, 1 = the loss uses pseudospikes for silent outputs,
-  0 = a silent output reports ``T`` and passes no gradient): mean over minibatches of the fraction of
-  the layer's parameters whose gradient is exactly ``0.0`` (silent pathways);
-  ``zero_grad_fraction_all``: fraction of parameters whose gradient is exactly zero on every one of the
-  ``B`` minibatches. Both computed with pseudospikes on and off, whatever the run trained with.
+  0 = a silent output reports ``T`` and passes no gradient): mean over the probe minibatches (below) of
+  the fraction of the layer's parameters whose gradient is exactly ``0.0`` (silent pathways);
+  ``zero_grad_fraction_all``: fraction of parameters whose gradient is exactly zero on every probe
+  minibatch. Both computed with pseudospikes on and off, whatever the run trained with.
+
+Probes.  The statistics below and the zero fractions use the first ``probes`` (default 4) of the ``B``
+minibatches, ``i = 1..probes``; the statistics above use all ``B``.
 
 Gradient predictiveness along the update (Santurkar et al. 2018, "How does batch normalization help
-optimization?"), per minibatch ``i`` and step scale ``s`` (dim ``step_scale``): the step is
+optimization?"), per probe minibatch ``i`` and step scale ``s`` (dim ``step_scale``): the step is
 ``delta_i(s) = -eta * s * c_i * g_i`` with ``eta`` the run's peak learning rate ``lr`` and ``c_i`` set by
 ``step_kind``: ``sgd``: ``c_i = 1`` (the plain SGD step ``-eta s g``); ``adam``: ``c_i = sqrt(P) / ||g_i||``
 (the step along ``-g_i`` as long as an Adam step that moves each of the ``P`` parameters by ``eta``).
@@ -44,7 +47,9 @@ optimization?"), per minibatch ``i`` and step scale ``s`` (dim ``step_scale``): 
 - ``grad_change`` (dims ``layer, step_scale``): ``(1/B) sum_i ||g_{i,l}(theta) - g_{i,l}(theta + delta_i)||``
   (Santurkar's gradient predictiveness; small = predictive); ``grad_change_relative``: the same with each
   term divided by ``||g_{i,l}(theta)||``; ``effective_smoothness``: ``(1/B) sum_i ||g_i(theta) -
-  g_i(theta + delta_i)|| / ||delta_i||`` (Santurkar's effective beta-smoothness, whole vector).
+  g_i(theta + delta_i)|| / ||delta_i||`` (Santurkar's effective beta-smoothness, whole vector). These
+  three need gradients after the step and are measured at ``s = 1`` only (NaN at the other scales).
+  (In these sums ``B`` stands for the number of probes.)
 Finite-difference agreement at the scale of one step (``s = 1``, ``h_i = ||delta_i(1)||``,
 ``d_i = -g_i / ||g_i||``):
 - ``fd_slope_ratio``: median over minibatches of the central finite-difference slope
@@ -55,9 +60,12 @@ Finite-difference agreement at the scale of one step (``s = 1``, ``h_i = ||delta
 Also ``loss`` (``(1/B) sum_i L_i(theta)``) and ``problems`` (samples with an exhausted event budget,
 slot overflow or failed solve, summed over the ``B`` minibatches at ``theta``).
 
-Cost per checkpoint: ``B (3 + len(step_scales))`` minibatch gradients, all through one compiled function
-per run configuration (``jax.lax.map`` over minibatches, ``chunk`` of them vmapped at once), plus one
-compiled function for the loss with pseudospikes switched (zero fractions).
+Cost per checkpoint: ``B + 2 probes`` minibatch gradients (at theta, with pseudospikes switched, after
+the ``s = 1`` step) and ``len(step_scales) probes`` minibatch losses (forward passes only: the other scales, and ``theta -
+delta(1)``), each
+kind through one compiled function per run configuration (``jax.lax.map`` over minibatches, ``chunk`` of
+them vmapped at once). With ``B = 16`` and 4 probes that is 24 gradients and 12 losses: measured at
+1.07x the time of 20 training steps of the same run (synthetic QIF run, float32, batch 32, steady state).
 
 Across runs, ``combine_gradstats`` puts per-checkpoint Datasets on dims
 ``(neuron_model, seed, epoch, layer[, step_scale])``; combinations with no checkpoint are NaN.
@@ -69,6 +77,7 @@ import glob as _glob
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -93,6 +102,8 @@ __all__ = [
 ]
 
 DEFAULT_STEP_SCALES: tuple[float, ...] = (0.5, 1.0, 2.0)
+#: Minibatches (of the ``B``) that carry the step-based statistics (see "Cost" in the module docstring).
+DEFAULT_PROBES = 4
 
 #: name -> (dims, long_name, units, description). Dims without the run dims (neuron_model, seed, epoch).
 VARIABLES: dict[str, tuple[tuple[str, ...], str, str, str]] = {
@@ -107,35 +118,36 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "cosine": (("layer",), "mean pairwise cosine similarity of minibatch gradients", "1",
                "2/(B(B-1)) sum_{i<j} <g_i,g_j>/(||g_i|| ||g_j||), pairs with a zero gradient left out"),
     "zero_grad_fraction": (("pseudospikes", "layer"), "fraction of parameters with exactly zero gradient", "1",
-                           ("mean over minibatches of the fraction of the layer's weights whose minibatch gradient "
-                           "is exactly 0.0; pseudospikes=1: silent outputs use pseudospike times, 0: they report T")),
+                           ("mean over the probe minibatches of the fraction of the layer's weights whose minibatch "
+                           "gradient is exactly 0.0; pseudospikes=1: silent outputs use pseudospike times, 0: they report T")),
     "zero_grad_fraction_all": (("pseudospikes", "layer"), "fraction of parameters with zero gradient on every minibatch",
-                               "1", ("fraction of the layer's weights whose gradient is exactly 0.0 on all B minibatches "
+                               "1", ("fraction of the layer's weights whose gradient is exactly 0.0 on every probe minibatch "
                                "(silent pathways); pseudospikes as for zero_grad_fraction")),
     "step_length": (("step_scale",), "length of the step along -g", "1",
                     ("(1/B) sum_i ||delta_i(s)||, delta_i(s) = -eta s c_i g_i (c_i = 1 for step_kind sgd, "
-                    "sqrt(P)/||g_i|| for adam), eta the run's lr")),
+                    "sqrt(P)/||g_i|| for adam), eta the run's lr; i over the probe minibatches")),
     "loss_change": (("step_scale",), "loss change after a step along -g", "1",
-                    "(1/B) sum_i [L_i(theta + delta_i(s)) - L_i(theta)], on the same minibatch"),
+                    "(1/B) sum_i [L_i(theta + delta_i(s)) - L_i(theta)], on the same minibatch; i over the probe minibatches"),
     "loss_change_predicted": (("step_scale",), "first-order predicted loss change", "1",
-                              "(1/B) sum_i <g_i, delta_i(s)> (negative)"),
+                              "(1/B) sum_i <g_i, delta_i(s)> (negative); i over the probe minibatches"),
     "predictiveness_ratio": (("step_scale",), "actual / predicted loss change (median over minibatches)", "1",
                              ("median_i [L_i(theta + delta_i) - L_i(theta)] / <g_i, delta_i>; 1: linear model exact, "
-                             "negative: the loss went up")),
+                             "negative: the loss went up; i over the probe minibatches")),
     "ascent_fraction": (("step_scale",), "fraction of descent steps that increase the loss", "1",
-                        "fraction of minibatches with L_i(theta + delta_i(s)) > L_i(theta)"),
+                        "fraction of minibatches with L_i(theta + delta_i(s)) > L_i(theta); i over the probe minibatches"),
     "grad_change": (("layer", "step_scale"), "gradient change after a step (gradient predictiveness)", "1",
-                    "(1/B) sum_i ||g_{i,l}(theta) - g_{i,l}(theta + delta_i(s))|| (Santurkar et al. 2018)"),
+                    ("(1/B) sum_i ||g_{i,l}(theta) - g_{i,l}(theta + delta_i(s))|| over the probes (Santurkar et al. "
+                     "2018); measured at s = 1 only, NaN at other scales")),
     "grad_change_relative": (("layer", "step_scale"), "relative gradient change after a step", "1",
-                             "(1/B) sum_i ||g_{i,l}(theta) - g_{i,l}(theta + delta_i(s))|| / ||g_{i,l}(theta)||"),
+                             "(1/B) sum_i ||g_{i,l}(theta) - g_{i,l}(theta + delta_i(s))|| / ||g_{i,l}(theta)||; s = 1 only"),
     "effective_smoothness": (("step_scale",), "effective beta-smoothness along the step", "1",
-                             "(1/B) sum_i ||g_i(theta) - g_i(theta + delta_i)|| / ||delta_i||, whole weight vector"),
+                             "(1/B) sum_i ||g_i(theta) - g_i(theta + delta_i)|| / ||delta_i||, whole weight vector; s = 1 only"),
     "fd_slope_ratio": ((), "finite-difference slope / gradient slope along -g at one step (median)", "1",
                        ("median_i [L_i(theta + h_i d_i) - L_i(theta - h_i d_i)] / (2 h_i) / (-||g_i||), "
-                       "d_i = -g_i/||g_i||, h_i = ||delta_i(1)||; 1: agreement")),
+                       "d_i = -g_i/||g_i||, h_i = ||delta_i(1)||; 1: agreement; i over the probe minibatches")),
     "fd_sign_agreement": ((), "fraction of minibatches whose finite-difference slope along -g is negative", "1",
                           ("fraction of i with L_i(theta + h_i d_i) < L_i(theta - h_i d_i) (central difference at "
-                          "the scale of one step agrees in sign with the gradient)")),
+                          "the scale of one step agrees in sign with the gradient); i over the probe minibatches")),
     "loss": ((), "training loss at the checkpoint (mean over the B minibatches)", "1", "(1/B) sum_i L_i(theta)"),
     "problems": ((), "samples with an exhausted event budget, slot overflow or failed solve", "1",
                  "summed over the B minibatches at theta"),
@@ -257,10 +269,12 @@ def _group(leaves: Sequence, layer_of: Sequence[int], n_layers: int, axis_lead: 
 _PROGRAMS: dict = {}
 
 
-def _program(config, chunk: int):
+def _program(config, chunk: int, with_grad: bool = True):
     """One compiled ``f(leaves[B], model, times[B,b,E], units, labels[B,b]) -> (loss[B], problems[B], grads[B])``
-    per loss configuration (seed excluded: it does not change the loss)."""
-    key = (json.dumps({k: v for k, v in config.to_dict().items() if k != "seed"}, sort_keys=True, default=str), chunk)
+    per loss configuration (seed excluded: it does not change the loss); ``with_grad=False``: the
+    loss only (``grads`` is ``None``), a forward pass."""
+    key = (json.dumps({k: v for k, v in config.to_dict().items() if k != "seed"}, sort_keys=True, default=str), chunk,
+           with_grad)
     if key in _PROGRAMS:
         return _PROGRAMS[key]
     import equinox as eqx
@@ -284,6 +298,8 @@ def _program(config, chunk: int):
                 loss, metrics = loss_fn(m, Spikes(t, u, model.net.sizes[0]), y, jnp.ones(y.shape, bool))
                 return loss, metrics["problems"]
 
+            if not with_grad:
+                return (*objective(w), None)
             (loss, problems), g = jax.value_and_grad(objective, has_aux=True)(w)
             return loss, problems, g
 
@@ -312,9 +328,11 @@ def draw_minibatches(train_set, batch_size: int, n_batches: int, seed: int):
 
 
 def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float] = DEFAULT_STEP_SCALES,
-                         step_kind: str = "auto", chunk: int = 4) -> dict:
+                         step_kind: str = "auto", chunk: int = 4, probes: int = DEFAULT_PROBES) -> dict:
     """Every statistic of one checkpoint on ``batches = (times, units, labels)`` (``draw_minibatches``).
 
+    ``probes``: how many of the ``B`` minibatches (the first ones) carry the step-based statistics and
+    the zero fractions of the other pseudospike setting (see the module docstring, "Cost").
     Returns ``{"values": {name: array}, "layers": [...], "step_scales": [...], "timing": {...}}``.
     """
     import jax.numpy as jnp
@@ -332,58 +350,70 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
     B = labels.shape[0]
     if B < 2:
         raise ValueError("need at least 2 minibatches")
-    chunk = max(d for d in range(1, max(1, min(chunk, B)) + 1) if B % d == 0)  # no remainder: one compiled body
+    n_probe = min(max(int(probes), 1), B)
+    fit = lambda n: max(d for d in range(1, max(1, min(chunk, n)) + 1) if n % d == 0)  # noqa: E731 (one compiled body)
     base = [np.asarray(x) for x in get(model)]
-    stacked = lambda ws: [jnp.asarray(w) for w in ws]
-    program = _program(config, chunk)
     t0 = time.perf_counter()
 
-    def call(prog, leaves):
-        loss, problems, g = prog(stacked(leaves), model, times, units, labels)
-        return np.asarray(loss, np.float64), np.asarray(problems), [np.asarray(x) for x in g]
+    def call(leaves, n, *, with_grad=True, cfg=config):
+        """The loss (and gradient) of the first ``n`` minibatches, minibatch ``i`` at parameters ``leaves[i]``."""
+        prog = _program(cfg, fit(n), with_grad)
+        loss, problems, g = prog([jnp.asarray(w) for w in leaves], model, times[:n], units[:n], labels[:n])
+        return np.asarray(loss, np.float64), np.asarray(problems), (None if g is None else [np.asarray(x) for x in g])
 
-    rep = [np.broadcast_to(w, (B, *w.shape)) for w in base]
-    loss0, problems0, g0 = call(program, rep)
+    at_theta = lambda n: [np.broadcast_to(w, (n, *w.shape)) for w in base]  # noqa: E731
+    loss0, problems0, g0 = call(at_theta(B), B)
     t_first = time.perf_counter() - t0
     g0_layers = _group(g0, layer_of, n_layers, 1)
     values = gradient_statistics(g0_layers, names)
 
-    # the same loss with pseudospikes switched, for the zero-gradient fractions
-    other = _program(config.replace(pseudospikes=not config.pseudospikes), chunk)
-    _, _, g_other = call(other, rep)
-    zero = {bool(config.pseudospikes): values, not config.pseudospikes:
-            gradient_statistics(_group(g_other, layer_of, n_layers, 1), names)}
+    # The loss with pseudospikes switched, for the zero-gradient fractions (on the probes).
+    _, _, g_other = call(at_theta(n_probe), n_probe, cfg=config.replace(pseudospikes=not config.pseudospikes))
+    g_own = [x[:n_probe] for x in g0]
+    zero = {}
+    for setting, g in ((bool(config.pseudospikes), g_own), (not config.pseudospikes, g_other)):
+        probe_stats = [_zero_fractions(x) for x in _with_all(_group(g, layer_of, n_layers, 1))]
+        zero[setting] = {k: np.array([r[k] for r in probe_stats]) for k in probe_stats[0]}
     for name in ("zero_grad_fraction", "zero_grad_fraction_all"):
         values[name] = np.stack([zero[False][name], zero[True][name]])  # pseudospikes = 0, 1
 
-    # steps along -g
-    gflat = np.concatenate([x.reshape(B, -1) for x in g0], 1).astype(np.float64)
+    # Steps along -g on the probes: losses at every scale (forward passes), gradients after the s = 1 step.
+    gflat = np.concatenate([x[:n_probe].reshape(n_probe, -1) for x in g0], 1).astype(np.float64)
     gnorm = np.linalg.norm(gflat, axis=1)
     P = gflat.shape[1]
     if step_kind == "sgd":
-        c = np.ones(B)
+        c = np.ones(n_probe)
     else:
         c = np.where(gnorm > 0, math.sqrt(P) / np.where(gnorm > 0, gnorm, 1.0), 0.0)
+    shifted = lambda d, sign: [(w[None] + sign * dd).astype(w.dtype) for w, dd in zip(base, d)]  # noqa: E731
     deltas, loss_s, grads_s = [], [], []
     for s in step_scales:
-        d = [(-config.lr * s * c.reshape(-1, *[1] * (x.ndim - 1)) * x.astype(np.float64)) for x in g0]
-        loss, _, g = call(program, [(w[None] + dd).astype(w.dtype) for w, dd in zip(base, d)])
+        d = [(-config.lr * s * c.reshape(-1, *[1] * (x.ndim - 1)) * x[:n_probe].astype(np.float64)) for x in g0]
+        loss, _, g = call(shifted(d, 1.0), n_probe, with_grad=s == 1.0)
         deltas.append(d)
         loss_s.append(loss)
-        grads_s.append(g)
+        grads_s.append(g if g is not None else [np.full(x[:n_probe].shape, np.nan) for x in g0])
     d1 = deltas[step_scales.index(1.0)]
-    loss_back, _, _ = call(program, [(w[None] - dd).astype(w.dtype) for w, dd in zip(base, d1)])
-    stack = lambda per_s: [np.stack([x[k] for x in per_s]) for k in range(len(base))]
-    pred = predictiveness_statistics(
-        loss0, g0_layers, step_scales,
-        _group(stack(deltas), layer_of, n_layers, 2), np.stack(loss_s),
-        _group(stack(grads_s), layer_of, n_layers, 2), loss_back)
+    loss_back, _, _ = call(shifted(d1, -1.0), n_probe, with_grad=False)
+    stack = lambda per_s: [np.stack([x[k] for x in per_s]) for k in range(len(base))]  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nan-means over the scales without gradients
+        pred = predictiveness_statistics(
+            loss0[:n_probe], [x[:n_probe] for x in g0_layers], step_scales,
+            _group(stack(deltas), layer_of, n_layers, 2), np.stack(loss_s),
+            _group(stack(grads_s), layer_of, n_layers, 2), loss_back)
     values.update(pred)
     values["loss"] = np.float64(loss0.mean())
     values["problems"] = np.float64(problems0.sum())
     total = time.perf_counter() - t0
+    evaluations = {"gradients": B + 2 * n_probe, "losses": len(step_scales) * n_probe}
     return {"values": values, "layers": names + ["all"], "step_scales": step_scales, "step_kind": step_kind,
-            "timing": {"first_call_s": t_first, "total_s": total, "gradient_evaluations": B * (3 + len(step_scales))}}
+            "probes": n_probe, "timing": {"first_call_s": t_first, "total_s": total, **evaluations}}
+
+
+def _zero_fractions(grads: np.ndarray) -> dict[str, float]:
+    zero = np.asarray(grads).reshape(len(grads), -1) == 0.0
+    return {"zero_grad_fraction": float(zero.mean()), "zero_grad_fraction_all": float(zero.all(0).mean())}
 
 
 # ------------------------------------------------------------------------------- runs and Datasets
@@ -455,13 +485,15 @@ def _checkpoint_dataset(result: dict, run_dir, config, epoch: int, n_batches: in
     })
     ds.attrs.update({"neuron_model": config.neuron, "seed_run": int(config.seed), "epoch": int(epoch),
                      "run_dir": str(run_dir), "n_batches": int(n_batches), "batch_size": int(batch_size),
-                     "step_kind": result["step_kind"], "seconds": float(result["timing"]["total_s"])})
+                     "step_kind": result["step_kind"], "probes": int(result["probes"]),
+                     "seconds": float(result["timing"]["total_s"])})
     return ds
 
 
 def run_gradstats(run_dirs: Sequence[str | Path], *, n_batches: int = 16, seed: int = 0, epochs: str | None = None,
                   every: int | None = None, step_scales: Sequence[float] = DEFAULT_STEP_SCALES,
-                  step_kind: str = "auto", chunk: int = 4, progress: bool = True) -> xr.Dataset:
+                  step_kind: str = "auto", chunk: int = 4, probes: int = DEFAULT_PROBES,
+                  progress: bool = True) -> xr.Dataset:
     """Statistics of the selected epochs of every run, combined (``combine_gradstats``) with provenance attrs."""
     from .train import load_data, load_model
 
@@ -485,7 +517,7 @@ def run_gradstats(run_dirs: Sequence[str | Path], *, n_batches: int = 16, seed: 
         for epoch in epochs_here:
             model, _ = load_model(run_dir, epoch)
             result = checkpoint_gradstats(model, config, batches, step_scales=step_scales, step_kind=step_kind,
-                                          chunk=chunk)
+                                          chunk=chunk, probes=probes)
             if progress:
                 v = result["values"]
                 print(f"gradstats {run_dir} epoch {epoch}: snr(all) {v['snr'][-1]:.3g} cosine(all) "

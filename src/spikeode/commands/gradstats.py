@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--step-kind", choices=("auto", "sgd", "adam"), default="auto",
                    help="step length: sgd (c = 1), adam (each weight moves ~lr), auto (from the run's optimizer)")
     p.add_argument("--chunk", type=int, default=4, help="minibatches vmapped at once (memory vs speed)")
+    p.add_argument("--probes", type=int, default=4,
+                   help="minibatches (of --batches) for the step-based statistics and the zero fractions")
     p.add_argument("--plot", type=Path, default=None, help="also write the PNG of plot_gradstats here")
     p.add_argument("--quiet", action="store_true", help="no per-checkpoint lines")
     p.set_defaults(func=run)
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         raise ValueError("--out is required with --runs")
     ds = run_gradstats(runs, n_batches=args.batches, seed=args.seed, epochs=args.epochs, every=args.every,
-                       step_scales=args.step_scales, step_kind=args.step_kind, chunk=args.chunk,
+                       step_scales=args.step_scales, step_kind=args.step_kind, chunk=args.chunk, probes=args.probes,
                        progress=not args.quiet)
     write_dataset(ds, out)
     print(f"gradient statistics of {ds.sizes['neuron_model']} model(s) x {ds.sizes['seed']} seed(s) x "

@@ -71,7 +71,9 @@ class Diffrax(AbstractIntegrator):
             self.solver,
             t0=t0_solve,
             t1=t1_solve,
-            dt0=None,
+            # Inter-event intervals are short: try the whole interval as the first step (the
+            # controller shrinks it if needed) instead of diffrax's two-evaluation initial guess.
+            dt0=t1_solve - t0_solve,
             y0=y_solve,
             stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
             event=dfx.Event(cond_fn, root_finder=optx.Newton(rtol=root_tol, atol=root_tol), direction=True),
