@@ -139,9 +139,10 @@ def main() -> None:
             steps_s = time_training_steps(run_dir, 20)
             timing[config.neuron] = {"stats_one_checkpoint_s": stats_s, "train_20_steps_s": steps_s,
                                      "ratio": stats_s / steps_s,
-                                     "gradient_evaluations": res["timing"]["gradient_evaluations"] + args.batches}
+                                     "minibatch_gradients": res["timing"]["gradients"],
+                                     "minibatch_losses": res["timing"]["losses"]}
             print(f"{config.neuron}: statistics of one checkpoint ({args.batches} minibatches, "
-                  f"{timing[config.neuron]['gradient_evaluations']} minibatch gradients) {stats_s:.1f} s vs 20 "
+                  f"{res['timing']['gradients']} minibatch gradients, {res['timing']['losses']} losses) {stats_s:.1f} s vs 20 "
                   f"training steps {steps_s:.1f} s (x{stats_s / steps_s:.1f})")
         (args.out / "timing.json").write_text(json.dumps(timing, indent=1))
 

@@ -216,9 +216,21 @@ def run_local(cfg: RunConfig) -> dict:
         step_s=steady,
         compile_s=max(first - steady, 0.0),
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        xla_temp_mib=xla_temp_mib(fn, args),
     )
     result.update({k: _to_python(v) for k, v in activity.items()})
     return result
+
+
+def xla_temp_mib(fn, args) -> float:
+    """XLA's working memory of the compiled program (everything it allocates besides arguments and
+    outputs: for ``grad``, what the forward keeps for the backward pass plus scratch), in MiB.
+    Measured after the timed calls (it compiles once more), so ``peak_rss_mib`` does not include it."""
+    try:
+        stats = fn.lower(*args).compile().compiled.memory_analysis()
+        return stats.temp_size_in_bytes / 2**20
+    except Exception:  # noqa: BLE001 -- a backend without memory statistics
+        return float("nan")
 
 
 def _to_python(value):
@@ -281,6 +293,7 @@ COLUMNS = (
     ("input_events_per_s", "{:.3g}"),
     ("compile_s", "{:.2f}"),
     ("peak_rss_mib", "{:.0f}"),
+    ("xla_temp_mib", "{:.1f}"),
     ("hidden_spikes_per_neuron", "{:.2f}"),
     ("output_spikes_per_neuron", "{:.2f}"),
     ("flagged_samples", "{}"),

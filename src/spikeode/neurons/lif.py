@@ -66,9 +66,21 @@ class LIF(AbstractNeuron):
         ``delay = tau_mem ln((I_p - V)/(I_p - v_th))``, ``period = tau_mem ln((I_p - v_reset)/(I_p - v_th))``.
         """
         syn = 0.0 if self.tau_syn is None else y[1]
-        gap = jax.nn.softplus(self.I0 + syn + drive - self.v_th)
-        delay = self.tau_mem * jnp.log1p((self.v_th - y[0]) / gap)
-        period = self.tau_mem * jnp.log1p((self.v_th - self.v_reset) / gap)
+        z = self.I0 + syn + drive - self.v_th
+        # Strongly inhibited (z << 0): in float32 the gradient of log1p(c/gap) carries c/gap^2, which
+        # overflows once gap = softplus(z) < ~1e-19 (z < ~-44: gradient -inf) and softplus(z) itself
+        # underflows to 0 for z < ~-104 (delay inf, gradient NaN). There log(softplus(z)) = z to float
+        # precision (relative error e^z/2), so log1p(c/gap) = log(c + e^z) - z. Each branch is evaluated
+        # on a clamped z so that the branch jnp.where discards keeps finite gradients.
+        deep = z < -20.0
+        z_deep = jnp.minimum(z, -20.0)
+        gap = jax.nn.softplus(jnp.maximum(z, -20.0))
+
+        def log1p_over_gap(c):
+            return jnp.where(deep, jnp.log(c + jnp.exp(z_deep)) - z_deep, jnp.log1p(c / gap))
+
+        delay = self.tau_mem * log1p_over_gap(self.v_th - y[0])
+        period = self.tau_mem * log1p_over_gap(self.v_th - self.v_reset)
         return delay, period
 
     # -- closed forms ------------------------------------------------------------------------
