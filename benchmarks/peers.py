@@ -92,7 +92,7 @@ def measure(fn, args, mode: str, repeats: int, batch: int) -> dict:
 # --------------------------------------------------------------------------------------------
 # The three engines (each runs in its own child process).
 # --------------------------------------------------------------------------------------------
-def ours_fn(data, meta, integrator: str, dtype: str = "float32"):
+def ours_fn(data, meta, integrator: str, dtype: str = "float32", gradient: str = "autodiff"):
     import equinox as eqx
     import jax
     import numpy as np
@@ -107,7 +107,7 @@ def ours_fn(data, meta, integrator: str, dtype: str = "float32"):
     if dtype != "float32":  # the float64 reference: the same float32 values, computed in float64
         net = jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, net)
         spikes = Spikes(spikes.times.astype(dtype), spikes.units, spikes.n_units)
-    loss = make_loss(integrator, T)
+    loss = make_loss(integrator, T, gradient)
 
     def fwd(net, spikes, labels):
         value, (_, t_out) = loss(net, spikes, labels)
@@ -216,7 +216,8 @@ def child(args) -> int:
         jax.config.update("jax_enable_x64", True)
         dtype = "float64"
     if args.engine.startswith("spikeode"):
-        fwd, grad, call = ours_fn(data, meta, args.engine.split(":")[1], dtype)
+        _, integrator, *gradient = args.engine.split(":")
+        fwd, grad, call = ours_fn(data, meta, integrator, dtype, *gradient)
     elif args.engine == "spikegd":
         fwd, grad, call = spikegd_fn(data, meta, args.spikegd_src, dtype)
     else:
@@ -264,7 +265,8 @@ def main(argv=None) -> int:
     p.add_argument("--spikegd-src", help="root of a spikegd checkout (contains spikegd/)")
     p.add_argument("--eventax-python", help="python of a separate venv with eventax installed")
     p.add_argument("--eventax-modes", nargs="+", default=["vmap", "map"], choices=["vmap", "map"])
-    p.add_argument("--integrators", nargs="+", default=["closed_form", "diffrax"])
+    p.add_argument("--integrators", nargs="+", default=["closed_form", "diffrax", "diffrax:adjoint"],
+                   help="spikeode engines: INTEGRATOR[:GRADIENT] (gradient autodiff unless given)")
     p.add_argument("--modes", nargs="+", default=["fwd", "grad"], choices=["fwd", "grad"])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--input-spikes", type=int, default=2000)

@@ -1,10 +1,12 @@
 """Exact event adjoint (EventProp-style) of a feed-forward layer, for every declared neuron model.
 
 ``simulate_layer_adjoint`` has the signature and the result of ``layer.simulate_layer``; only its
-reverse mode differs. It is a ``jax.custom_vjp`` whose forward runs the event loop and keeps, per
-event, the time, the kind (input arrival, own spike, jump-induced spike, trial end), the neuron or
-input index and the layer state just before the event ``y^-`` -- ``O(events x neurons x state)``,
-independent of solver steps. The backward pass sweeps the events in reverse:
+reverse mode differs. It is a ``jax.custom_vjp`` whose forward runs the event loop in chunks of
+~``sqrt(events)`` steps and keeps only the loop state at the start of each chunk --
+``O(sqrt(events) x neurons x state)``, independent of solver steps. The backward pass takes the
+chunks in reverse, re-runs each one's forward to get back its events (time, kind: input arrival,
+own spike, jump-induced spike, trial end; neuron or input index; the layer state just before and
+after), and sweeps those events in reverse:
 
 * between events the adjoint ``lam`` (cotangent of the state) and the parameter cotangent ``mu``
   are carried back over the segment: as the VJP of the model's closed-form ``flow(y, dt)`` (exact),
@@ -50,22 +52,33 @@ from .layer import (
     SPIKE,
     EventRecord,
     LayerTrace,
+    chunk_layout,
     default_budget,
     event_loop,
+    layer_trace,
+    make_event_step,
     validate_layer_inputs,
 )
 from .neurons import AbstractNeuron
 
-__all__ = ["simulate_layer_adjoint", "record_events"]
+__all__ = ["record_events", "simulate_layer_adjoint"]
 
 # ---------------------------------------------------------------------------------------------
 # forward: the layer's event loop, recording every event with its pre-event state
 # ---------------------------------------------------------------------------------------------
 def _forward(neuron, integ, weights, in_times, in_units, T, n_slots, budget):
-    trace, rec = event_loop(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots, budget=budget,
-                            record_states=True)
-    aux = (trace.counts, trace.events_used, trace.exhausted, trace.overflow, trace.failed)
-    return trace.times, trace.state_T, aux, rec
+    """The event loop in ~sqrt(budget) chunks; returns ``(trace, chunk_starts)``, the carry at the
+    start of every chunk: all the backward pass needs to re-run a chunk and get its events back."""
+    step, init = make_event_step(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots)
+    _, active = chunk_layout(budget)
+
+    def run_chunk(carry, active_chunk):
+        end, recs = jax.lax.scan(step, carry, active_chunk)
+        return end, (carry, recs)
+
+    carry, (starts, recs) = jax.lax.scan(run_chunk, init, active)
+    recs = jax.tree_util.tree_map(lambda r: r.reshape(-1, *r.shape[2:])[:budget], recs)
+    return layer_trace(carry, recs, n_slots), starts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,40 +129,37 @@ def _tree_add(a, b):
     return jax.tree_util.tree_map(jnp.add, a, b)
 
 
-def _backward(static, integ, n_slots, params, weights, in_times, in_units, rec: EventRecord, ct_times, ct_state_T):
+def _backward(static, integ, n_slots, params, weights, in_times, in_units, T, starts, budget, ct_times, ct_state_T):
     neuron = eqx.combine(params, static)
     n_neurons, n_inputs = weights.shape
     n_events = in_times.shape[0]
-    budget = rec.t.shape[0]
-    dtype = rec.y_minus.dtype
+    dtype = starts[1].dtype
     weights_by_unit = weights.T
     closed = isinstance(integ, ClosedForm)
+    step, _ = make_event_step(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots, record_states=True)
+    _, active = chunk_layout(budget)
 
     def initial_layer_state(p):
         return jnp.broadcast_to(eqx.combine(p, static).initial_state().astype(dtype), (n_neurons, neuron.state_size))
 
-    y0 = initial_layer_state(params)
-
     def receive_all(p, y, w):
         return jax.vmap(eqx.combine(p, static).receive)(y, w)
 
-    def post_state(e):
-        """State right after event ``e`` (recomputed from ``y^-``, exactly as in the forward pass)."""
-        kind, idx, ym = rec.kind[e], rec.index[e], rec.y_minus[e]
-        y_in = receive_all(params, ym, weights_by_unit[in_units[idx]])
-        i = jnp.minimum(idx, n_neurons - 1)
-        y_sp = ym.at[i].set(neuron.reset(ym[i]))
-        spiking = (kind == SPIKE) | (kind == INDUCED)
-        return jnp.where(kind == RECEIVE, y_in, jnp.where(spiking, y_sp, ym))
+    def replay(start, active_chunk):
+        """A chunk's events again, each with the time and state right after the previous event."""
+
+        def step_with_previous(carry, act):
+            new, rec = step(carry, act)
+            return new, (rec, carry[0], carry[1])
+
+        return jax.lax.scan(step_with_previous, start, active_chunk)[1]
 
     zero_p = jax.tree_util.tree_map(jnp.zeros_like, params)
 
-    def body(carry, e):
+    def body(carry, event):
         lam, t_carry, ct_p, ct_wu, ct_tau = carry
-        t_e, kind, idx, slot, ym = rec.t[e], rec.kind[e], rec.index[e], rec.slot[e], rec.y_minus[e]
-        e_prev = jnp.maximum(e - 1, 0)
-        t_prev = jnp.where(e > 0, rec.t[e_prev], jnp.zeros((), dtype))
-        y_prev = jnp.where(e > 0, post_state(e_prev), y0)
+        rec, t_prev, y_prev = event
+        t_e, kind, idx, slot, ym = rec.t, rec.kind, rec.index, rec.slot, rec.y_minus
 
         is_receive = kind == RECEIVE
         is_spike = kind == SPIKE
@@ -210,7 +220,12 @@ def _backward(static, integ, n_slots, params, weights, in_times, in_units, rec: 
         jnp.zeros((n_inputs, n_neurons), dtype),
         jnp.zeros((n_events,), dtype),
     )
-    (lam0, _, ct_p, ct_wu, ct_tau), _ = jax.lax.scan(body, init, jnp.arange(budget - 1, -1, -1))
+
+    def chunk_body(carry, chunk):
+        start, active_chunk = chunk
+        return jax.lax.scan(body, carry, replay(start, active_chunk), reverse=True)[0], None
+
+    (lam0, _, ct_p, ct_wu, ct_tau), _ = jax.lax.scan(chunk_body, init, (starts, active), reverse=True)
     _, vjp_init = jax.vjp(initial_layer_state, params)
     ct_p = _tree_add(ct_p, vjp_init(lam0)[0])
     return ct_p, ct_wu.T, ct_tau
@@ -229,19 +244,22 @@ def _zero_cotangent(x):
 def _layer_core(static, integ, n_slots: int, budget: int):
     """The ``custom_vjp`` for one layer configuration (static parts closed over)."""
 
+    def outputs(trace: LayerTrace):
+        return trace.times, trace.state_T, (trace.counts, trace.events_used, trace.exhausted, trace.overflow, trace.failed)
+
     @jax.custom_vjp
     def core(params, weights, in_times, in_units, T):
-        times, y_T, aux, _ = _forward(eqx.combine(params, static), integ, weights, in_times, in_units, T, n_slots, budget)
-        return times, y_T, aux
+        trace, _ = _forward(eqx.combine(params, static), integ, weights, in_times, in_units, T, n_slots, budget)
+        return outputs(trace)
 
     def fwd(params, weights, in_times, in_units, T):
-        times, y_T, aux, rec = _forward(eqx.combine(params, static), integ, weights, in_times, in_units, T, n_slots, budget)
-        return (times, y_T, aux), (params, weights, in_times, in_units, T, rec)
+        trace, starts = _forward(eqx.combine(params, static), integ, weights, in_times, in_units, T, n_slots, budget)
+        return outputs(trace), (params, weights, in_times, in_units, T, starts)
 
     def bwd(res, cts):
-        params, weights, in_times, in_units, T, rec = res
+        params, weights, in_times, in_units, T, starts = res
         ct_times, ct_y_T, _ = cts
-        ct_p, ct_w, ct_tau = _backward(static, integ, n_slots, params, weights, in_times, in_units, rec,
+        ct_p, ct_w, ct_tau = _backward(static, integ, n_slots, params, weights, in_times, in_units, T, starts, budget,
                                        jnp.asarray(ct_times), jnp.asarray(ct_y_T))
         return ct_p, ct_w.astype(weights.dtype), ct_tau.astype(in_times.dtype), None, _zero_cotangent(T)
 
@@ -254,7 +272,8 @@ def record_events(neuron, weights, in_times, in_units, T, *, n_slots, integrator
     integ = make_integrator(integrator, neuron)
     budget = default_budget(in_times.shape[0], weights.shape[0], n_slots) if budget is None else int(budget)
     dtype = jnp.result_type(in_times.dtype, weights.dtype)
-    return _forward(neuron, integ, weights, in_times.astype(dtype), in_units, jnp.asarray(T, dtype), n_slots, budget)[3]
+    return event_loop(neuron, integ, weights, in_times.astype(dtype), in_units, jnp.asarray(T, dtype), n_slots=n_slots,
+                      budget=budget, record_states=True)[1]
 
 
 def simulate_layer_adjoint(
@@ -273,8 +292,8 @@ def simulate_layer_adjoint(
 
     Same arguments, same ``LayerTrace`` (bitwise the same forward values). Reverse mode gives the
     cotangents of every inexact array field of ``neuron``, of ``weights`` and of ``in_times``
-    (not of ``in_units``, nor of ``T``), keeping only ``O(budget x neurons x state)`` between the
-    forward and the backward pass. Feed-forward only: ``recurrent_weights`` raises
+    (not of ``in_units``, nor of ``T``), keeping only ``O(sqrt(budget) x neurons x state)`` between
+    the forward and the backward pass (one extra forward pass). Feed-forward only: ``recurrent_weights`` raises
     ``NotImplementedError``.
     """
     if recurrent_weights is not None:
