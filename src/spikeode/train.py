@@ -144,7 +144,7 @@ RECIPES: dict[str, dict] = {
 NEURON_RECIPES: dict[tuple[str, str], dict] = {
     ("yinyang", "qif"): dict(neuron_params={"tau": 1.0, "I0": -0.05}, weight_mean=(0.4, 0.03), weight_std=(1.0, 1.0)),
     ("yinyang", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(1.5, 0.15),
-                             weight_std=(1.0, 1.0), gamma=0.0, temperature=0.1, lr=2e-3, epochs=45),
+                             weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
     ("synthetic", "qif"): dict(neuron_params={"tau": 1.0, "I0": -0.05}, weight_mean=(0.02, 0.03), weight_std=(0.5, 1.0)),
     ("synthetic", "lif"): dict(neuron_params={"tau_mem": 1.0, "tau_syn": 0.5}, weight_mean=(0.03, 0.05), n_slots=(8, 6),
                                weight_std=(1.0, 1.0), gamma=0.3, temperature=0.1),
