@@ -12,7 +12,7 @@ import pytest
 
 from spikeode.check import run_check
 from spikeode.integrate import Diffrax
-from spikeode.layer import simulate_neuron
+from spikeode.network import simulate_neuron
 from spikeode.neurons import EIF, LIF, QIF, resolve_neuron_class
 
 TESTS = Path(__file__).parent

@@ -22,7 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .integrate import Diffrax
-from .layer import simulate_neuron
+from .network import simulate_neuron
 from .neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable, resolve_neuron_class
 
 __all__ = ["CheckRow", "model_variants", "run_check", "format_rows"]

@@ -24,7 +24,7 @@ from .neurons import AbstractNeuron
 from .spikes import check_padded_events
 
 __all__ = ["LayerTrace", "EventRecord", "simulate_layer", "event_loop", "make_event_step", "layer_trace",
-           "chunk_layout", "simulate_neuron", "default_budget",
+           "chunk_layout", "default_budget",
            "validate_layer_inputs", "NONE", "RECEIVE", "SPIKE", "INDUCED", "END"]
 
 
@@ -289,37 +289,3 @@ def _checkpointed_scan(step, init, length: int):
     carry, recs = jax.lax.scan(jax.checkpoint(run_chunk, prevent_cse=False), init, active)
     recs = jax.tree_util.tree_map(lambda r: r.reshape(n_chunks * chunk, *r.shape[2:])[:length], recs)
     return carry, recs
-
-
-def simulate_neuron(
-    neuron: AbstractNeuron,
-    in_times: Float[Array, " events"],
-    in_weights: Float[Array, " events"],
-    T: float,
-    *,
-    n_slots: int = 32,
-    integrator: AbstractIntegrator | str = "auto",
-    gradient: str = "autodiff",
-) -> LayerTrace:
-    """One neuron receiving spikes ``in_times[k]`` with weights ``in_weights[k]`` (each its own channel).
-
-    Returns a ``LayerTrace`` with a neuron axis of length 1. Inputs must be ascending and
-    non-negative (``+inf`` padding allowed); ``gradient="adjoint"`` uses the event adjoint.
-    """
-    in_times = jnp.asarray(in_times)
-    n = in_times.shape[0]
-    if gradient not in ("autodiff", "adjoint"):
-        raise ValueError(f"unknown gradient {gradient!r}: use 'autodiff' or 'adjoint'")
-    if gradient == "adjoint":
-        from .adjoint import simulate_layer_adjoint as layer_fn
-    else:
-        layer_fn = simulate_layer
-    return layer_fn(
-        neuron,
-        jnp.asarray(in_weights)[None, :],
-        in_times,
-        jnp.arange(n, dtype=jnp.int32),
-        T,
-        n_slots=n_slots,
-        integrator=integrator,
-    )

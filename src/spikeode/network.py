@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .adjoint import simulate_layer_adjoint
 from .integrate import AbstractIntegrator, make_integrator
 from .layer import LayerTrace, is_concrete, default_budget, simulate_layer
 from .neurons import AbstractNeuron, as_trainable
 from .spikes import Spikes, validate_spikes
 
-__all__ = ["FeedForward", "Trace", "simulate", "check_trace", "check_network"]
+__all__ = ["FeedForward", "Trace", "simulate", "simulate_neuron", "check_trace", "check_network"]
 
 
 class FeedForward(eqx.Module):
@@ -135,8 +136,6 @@ GRADIENTS = ("autodiff", "adjoint")
 
 
 def _simulate_one(net: FeedForward, times, units, T, integrators, budgets, gradient: str = "autodiff") -> Trace:
-    from .adjoint import simulate_layer_adjoint
-
     layer_fn = simulate_layer_adjoint if gradient == "adjoint" else simulate_layer
     traces = []
     for l, (neuron, w, rec) in enumerate(zip(net.neurons, net.weights, net.recurrent)):
@@ -257,3 +256,34 @@ def _budget_needed(net, spikes, T, integrators, budgets, sample: int, layer: int
         if not bool(tr.layers[layer].exhausted):
             return int(tr.layers[layer].events_used)
     return -1
+
+
+def simulate_neuron(
+    neuron: AbstractNeuron,
+    in_times: Float[Array, " events"],
+    in_weights: Float[Array, " events"],
+    T: float,
+    *,
+    n_slots: int = 32,
+    integrator: AbstractIntegrator | str = "auto",
+    gradient: str = "autodiff",
+) -> LayerTrace:
+    """One neuron receiving spikes ``in_times[k]`` with weights ``in_weights[k]`` (each its own channel).
+
+    Returns a ``LayerTrace`` with a neuron axis of length 1. Inputs must be ascending and
+    non-negative (``+inf`` padding allowed); ``gradient="adjoint"`` uses the event adjoint.
+    """
+    in_times = jnp.asarray(in_times)
+    n = in_times.shape[0]
+    if gradient not in ("autodiff", "adjoint"):
+        raise ValueError(f"unknown gradient {gradient!r}: use 'autodiff' or 'adjoint'")
+    layer_fn = simulate_layer_adjoint if gradient == "adjoint" else simulate_layer
+    return layer_fn(
+        neuron,
+        jnp.asarray(in_weights)[None, :],
+        in_times,
+        jnp.arange(n, dtype=jnp.int32),
+        T,
+        n_slots=n_slots,
+        integrator=integrator,
+    )
