@@ -3,7 +3,8 @@
 An event loop runs thousands of tiny steps; on CPU its cost is the code XLA emits per step.
 XLA's newer "fusion emitters" (default in jaxlib 0.10) make that code slower and much larger to
 compile for these programs. Measured on the ``shd`` benchmark (2-core CPU, float32, batch 32,
-jaxlib 0.10.2): fwd+grad 127 -> 178 samples/s, compile 3.9 -> 2.9 s, peak RSS 676 -> 411 MiB.
+jaxlib 0.10.2): fwd+grad 107 -> 178 samples/s, compile 5.7 -> 3.9 s, peak RSS 749 -> 371 MiB (the
+forward alone is unchanged, 1029 vs 1027 samples/s).
 
 The flag only changes how XLA generates CPU code, never what it computes. It is added to
 ``XLA_FLAGS`` unless the user set that flag already, opted out, or JAX's backends are already
