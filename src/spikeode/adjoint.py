@@ -53,6 +53,7 @@ from .layer import (
     EventRecord,
     LayerTrace,
     chunk_layout,
+    chunked_scan,
     default_budget,
     event_loop,
     layer_trace,
@@ -70,14 +71,7 @@ def _forward(neuron, integ, weights, in_times, in_units, T, n_slots, budget):
     """The event loop in ~sqrt(budget) chunks; returns ``(trace, chunk_starts)``, the carry at the
     start of every chunk: all the backward pass needs to re-run a chunk and get its events back."""
     step, init = make_event_step(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots)
-    _, active = chunk_layout(budget)
-
-    def run_chunk(carry, active_chunk):
-        end, recs = jax.lax.scan(step, carry, active_chunk)
-        return end, (carry, recs)
-
-    carry, (starts, recs) = jax.lax.scan(run_chunk, init, active)
-    recs = jax.tree_util.tree_map(lambda r: r.reshape(-1, *r.shape[2:])[:budget], recs)
+    carry, recs, starts = chunked_scan(step, init, budget)
     return layer_trace(carry, recs, n_slots), starts
 
 
@@ -137,7 +131,7 @@ def _backward(static, integ, n_slots, params, weights, in_times, in_units, T, st
     weights_by_unit = weights.T
     closed = isinstance(integ, ClosedForm)
     step, _ = make_event_step(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots, record_states=True)
-    _, active = chunk_layout(budget)
+    active = chunk_layout(budget)
 
     def initial_layer_state(p):
         return jnp.broadcast_to(eqx.combine(p, static).initial_state().astype(dtype), (n_neurons, neuron.state_size))

@@ -177,10 +177,8 @@ def layer_statistics(grads: np.ndarray) -> dict[str, float]:
         cosine = float((gram.sum() - np.trace(gram)) / (k * (k - 1)))
     else:
         cosine = np.nan
-    zero = g == 0.0
     return {"grad_norm": float(norms.mean()), "grad_variance": var, "snr": float(snr), "snr_debiased": float(snr_d),
-            "cosine": cosine, "zero_grad_fraction": float(zero.mean()),
-            "zero_grad_fraction_all": float(zero.all(0).mean())}
+            "cosine": cosine, **_zero_fractions(g)}
 
 
 def _with_all(groups: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -24,7 +24,7 @@ from .neurons import AbstractNeuron
 from .spikes import check_padded_events
 
 __all__ = ["LayerTrace", "EventRecord", "simulate_layer", "event_loop", "make_event_step", "layer_trace",
-           "chunk_layout", "default_budget",
+           "chunk_layout", "chunked_scan", "default_budget",
            "validate_layer_inputs", "NONE", "RECEIVE", "SPIKE", "INDUCED", "END"]
 
 
@@ -155,8 +155,7 @@ def event_loop(
     """
     step, init = make_event_step(neuron, integ, weights, in_times, in_units, T, n_slots=n_slots,
                                  recurrent_weights=recurrent_weights, record_states=record_states)
-    scan = _checkpointed_scan if checkpoint else _plain_scan
-    carry, rec = scan(step, init, budget)
+    carry, rec, _ = chunked_scan(step, init, budget, checkpoint=checkpoint)
     return layer_trace(carry, rec, n_slots), rec
 
 
@@ -261,31 +260,30 @@ def layer_trace(carry, rec: EventRecord, n_slots: int) -> LayerTrace:
     )
 
 
-def chunk_layout(length: int):
-    """``(chunk, active)``: ~``sqrt(length)`` steps per chunk, ``active[c, j]`` false on padding steps."""
+def chunk_layout(length: int) -> Bool[Array, "chunks chunk"]:
+    """``active[c, j]``: ~``sqrt(length)`` steps per chunk, false on the padding steps past ``length``."""
     chunk = max(1, math.isqrt(length))
     n_chunks = -(-length // chunk)
-    return chunk, (jnp.arange(n_chunks * chunk) < length).reshape(n_chunks, chunk)
+    return (jnp.arange(n_chunks * chunk) < length).reshape(n_chunks, chunk)
 
 
-def _plain_scan(step, init, length: int):
-    return jax.lax.scan(step, init, jnp.ones(length, bool))
+def chunked_scan(step, init, length: int, *, checkpoint: bool = False):
+    """``lax.scan`` of ``length`` steps as ~``sqrt(length)`` chunks; returns ``(carry, records, starts)``,
+    ``starts`` being the carry at the start of every chunk (padding steps past ``length`` are inactive).
 
-
-def _checkpointed_scan(step, init, length: int):
-    """``lax.scan`` of ``length`` steps as ~``sqrt(length)`` checkpointed chunks of checkpointed steps.
-
-    Reverse mode keeps the carry at chunk boundaries only; a chunk's steps are recomputed (and
-    each step once more inside its own backward). Padding steps past ``length`` are inactive.
-    Measured on the ``shd`` workload (batch 32): saved state 79 -> 3 MB.
+    ``checkpoint``: reverse mode keeps the carry at chunk boundaries only; a chunk's steps are
+    recomputed (and each step once more inside its own backward). Measured on the ``shd`` workload
+    (batch 32): saved state 79 -> 3 MB. The adjoint keeps ``starts`` itself and replays chunks.
     """
-    chunk, active = chunk_layout(length)
-    n_chunks = active.shape[0]
-    inner = jax.checkpoint(step, prevent_cse=False)
+    active = chunk_layout(length)
+    inner = jax.checkpoint(step, prevent_cse=False) if checkpoint else step
 
     def run_chunk(carry, active_chunk):
-        return jax.lax.scan(inner, carry, active_chunk)
+        end, recs = jax.lax.scan(inner, carry, active_chunk)
+        return end, (carry, recs)
 
-    carry, recs = jax.lax.scan(jax.checkpoint(run_chunk, prevent_cse=False), init, active)
-    recs = jax.tree_util.tree_map(lambda r: r.reshape(n_chunks * chunk, *r.shape[2:])[:length], recs)
-    return carry, recs
+    if checkpoint:
+        run_chunk = jax.checkpoint(run_chunk, prevent_cse=False)
+    carry, (starts, recs) = jax.lax.scan(run_chunk, init, active)
+    recs = jax.tree_util.tree_map(lambda r: r.reshape(-1, *r.shape[2:])[:length], recs)
+    return carry, recs, starts
