@@ -5,15 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spikeode.check import run_check
+from spikeode.check import FD_NOISE, TOL, _fd_rows, _finite_differences, _loss_fn, _rel, gradient_error, run_check
 from spikeode.integrate import Diffrax
 from spikeode.network import simulate_neuron
-from spikeode.neurons import EIF, LIF, QIF, resolve_neuron_class
+from spikeode.neurons import EIF, LIF, QIF, as_trainable, resolve_neuron_class
 
 TESTS = Path(__file__).parent
 DIFFRAX = Diffrax(rtol=1e-10, atol=1e-10, root_tol=1e-12)
@@ -205,3 +206,53 @@ def test_firing_order_shortcut_gives_the_same_layer(I0):
     assert int(fast.counts.sum()) >= 5
     np.testing.assert_array_equal(np.asarray(fast.times), np.asarray(slow.times))
     np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_slow), rtol=1e-12, atol=1e-14)
+
+
+# -- check's finite-difference rule: |g - fd| <= rtol max(|g|, |fd|) + atol --------------------------
+def test_gradient_error_has_a_noise_floor_and_scales_with_the_loss():
+    eps, rtol = np.finfo(np.float64).eps, TOL["fd"]
+    atol = FD_NOISE * eps * 1.0 / 1e-4  # a loss of size 1, step 1e-4
+    noise = np.full(3, 3e-12)  # the finite-difference noise of an exactly zero gradient (issue 18)
+    assert _rel(np.zeros(3), noise) == 1.0  # the old, purely relative comparison failed a correct model
+    assert gradient_error(np.zeros(3), noise, atol, rtol) <= rtol
+    assert gradient_error(np.zeros(3), np.zeros(3), 0.0, rtol) == 0.0
+    # A small gradient off by 2x fails as soon as the floor (here for a loss of size 1e-3) is below it.
+    assert gradient_error(np.array([2e-9]), np.array([1e-9]), 1e-3 * atol, rtol) > rtol
+    assert gradient_error(np.array([1e-9 * (1 + 1e-7)]), np.array([1e-9]), 1e-3 * atol, rtol) <= rtol
+
+
+def _reduced_check(neuron, times, weights, loss_scale=1.0):
+    """The check's finite-difference rows on the closed-form path for one input train (no diffrax run)."""
+    base = _loss_fn(jnp.asarray(times), "closed_form")
+
+    def loss(params):
+        value, (count, scale) = base(params)
+        return loss_scale * value, (count, loss_scale * scale)
+
+    params = (as_trainable(neuron, jnp.float64), jnp.asarray(weights))
+    grads = eqx.filter_grad(lambda p: loss(p)[0])(params)
+    return grads, _fd_rows("reduced", grads, _finite_differences(loss, params, 1e-5), "closed_form")
+
+
+def test_check_passes_a_model_whose_gradient_is_exactly_zero():
+    """Adaptive LIF without bias: it spikes only at input times, so no weight moves a spike or the final state."""
+    from user_models import AdaptiveLIF
+
+    times = np.array([0.5, 1.7, 3.2, 4.0, 6.6, 8.1])
+    weights = np.linspace(3.0, 3.5, 6)  # every input lifts V over threshold
+    grads, rows = _reduced_check(AdaptiveLIF(), times, weights)
+    assert np.all(np.asarray(grads[1]) == 0.0) and float(grads[0].v_th) == 0.0
+    assert float(grads[0].tau_m) != 0.0  # the final state still depends on the time constants
+    assert all(r.passed for r in rows), rows
+
+
+@pytest.mark.parametrize("factor, passes", [(1.0, True), (1.5, False)])
+def test_check_catches_a_small_wrong_gradient(factor, passes):
+    """A crossing time with 1.5x its true derivative, in a loss of size ~1e-6: the small wrong gradient fails."""
+    from user_models import SkewedGradientLIF
+
+    times = np.array([0.3, 1.2, 2.9, 4.4, 5.0, 7.7])
+    weights = np.linspace(0.05, 0.2, 6)
+    grads, rows = _reduced_check(SkewedGradientLIF(gradient_factor=factor), times, weights, loss_scale=1e-6)
+    assert 0 < float(jnp.max(jnp.abs(grads[1]))) < 1e-5
+    assert all(r.passed for r in rows) == passes, rows

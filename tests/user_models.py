@@ -1,5 +1,7 @@
 """Neuron models declared outside spikeode, as a user would (used by tests via ``module:Class``)."""
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from spikeode.neurons import LIF, AbstractNeuron
@@ -62,3 +64,73 @@ class WrongOrderLIF(LIF):
 
     def firing_order(self, y):
         return jnp.where(self.I0 > self.v_th, y[0], jnp.inf)
+
+
+class AdaptiveLIF(AbstractNeuron):
+    """Adaptive LIF without bias, delta synapses: ``tau_m dV/dt = -V - a``, ``tau_a da/dt = -a``,
+    input ``V -> V + w``, spike at ``V = v_th``, reset ``V -> 0``, ``a -> a + b``.
+
+    With ``a >= 0`` (``b >= 0``) ``V`` only relaxes towards ``-a <= 0 < v_th`` between inputs, so it spikes
+    only at input times (an input lifts it over ``v_th``): the spike times, and after a spike the
+    state, do not depend on the weights: those gradients are exactly zero."""
+
+    tau_m: float = 1.0
+    tau_a: float = 2.0
+    b: float = 0.3
+    v_th: float = 1.0
+
+    def initial_state(self):
+        return jnp.zeros(2)
+
+    def vector_field(self, t, y, args):
+        return jnp.stack([(-y[0] - y[1]) / self.tau_m, -y[1] / self.tau_a])
+
+    def threshold(self, y):
+        return y[0] - self.v_th
+
+    def reset(self, y):
+        return jnp.stack([jnp.zeros_like(y[0]), y[1] + self.b])
+
+    def receive(self, y, w):
+        return y.at[0].add(w)
+
+    def flow(self, y, dt):
+        """``a e^{-dt/tau_a}`` and ``V e^{-dt/tau_m} - a (e^{-dt/tau_a} - e^{-dt/tau_m}) tau_a/(tau_a - tau_m)``."""
+        decay_m, decay_a = jnp.exp(-dt / self.tau_m), jnp.exp(-dt / self.tau_a)
+        return jnp.stack([y[0] * decay_m - y[1] * (decay_a - decay_m) * self.tau_a / (self.tau_a - self.tau_m),
+                          y[1] * decay_a])
+
+    def time_to_threshold(self, y, horizon):
+        return jnp.full((), jnp.inf, y.dtype)  # no crossing between inputs (see the class docstring)
+
+
+class SkewedGradientLIF(AbstractNeuron):
+    """Delta-synapse LIF ``tau dV/dt = -V + I0`` (threshold 1, reset 0) whose closed-form crossing time has the
+    right value but ``gradient_factor`` times its true derivative (1: correct)."""
+
+    tau: float = 1.0
+    I0: float = 1.5
+    gradient_factor: float = eqx.field(static=True, default=1.5)
+
+    def initial_state(self):
+        return jnp.zeros(1)
+
+    def vector_field(self, t, y, args):
+        return (-y + self.I0) / self.tau
+
+    def threshold(self, y):
+        return y[0] - 1.0
+
+    def reset(self, y):
+        return jnp.zeros_like(y)
+
+    def receive(self, y, w):
+        return y.at[0].add(w)
+
+    def flow(self, y, dt):
+        return self.I0 + (y - self.I0) * jnp.exp(-dt / self.tau)
+
+    def time_to_threshold(self, y, horizon):
+        t = self.tau * jnp.log((self.I0 - y[0]) / (self.I0 - 1.0))
+        t = t + (self.gradient_factor - 1.0) * (t - jax.lax.stop_gradient(t))
+        return jnp.where(t <= horizon, t, jnp.inf)

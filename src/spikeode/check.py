@@ -8,6 +8,13 @@ For each variant of the model (e.g. delta and exponential synapses) it measures,
 - every gradient (weights and each model parameter) against central finite differences;
 - the event adjoint (``gradient="adjoint"``) against autodiff and the same finite differences.
 Each row has a tolerance; the command exits non-zero if any row is beyond it.
+
+A gradient ``g`` agrees with its finite difference ``d`` if, entry by entry,
+``|g - d| <= rtol max(|g|, |d|) + atol`` with ``atol`` the finite-difference noise floor
+``FD_NOISE eps S/step + |d_h - d_h/2|/3`` (rounding of the loss, whose terms sum to ``S`` in absolute
+value, over the step, plus Richardson's error estimate from the two steps). The row's error is
+``max |g - d| / (max(|g|, |d|) + atol/rtol)``: it is ``<= rtol`` exactly when every entry agrees, so an
+exactly zero gradient against finite-difference noise passes and a small wrong one does not.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from .integrate import Diffrax
 from .network import simulate_neuron
 from .neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable, resolve_neuron_class
 
-__all__ = ["CheckRow", "model_variants", "run_check", "format_rows"]
+__all__ = ["CheckRow", "gradient_error", "model_variants", "run_check", "format_rows"]
 
 T_CHECK = 10.0
 N_INPUTS = 60
@@ -42,6 +49,10 @@ TOL = {
     "adjoint_closed": 1e-8,
     "adjoint_diffrax": 1e-6,
 }
+FD_NOISE = 10.0  # the noise floor of a Richardson central difference, in units of eps * (loss scale) / step
+FD_RULE = ("gradient vs finite differences: |g - fd| <= rtol max(|g|, |fd|) + atol entrywise, "
+           f"atol = {FD_NOISE:g} eps S/step + |fd_h - fd_h/2|/3 (S: sum of |loss terms|); "
+           "error = max |g - fd| / (max(|g|, |fd|) + atol/rtol), passes iff <= rtol")
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,8 @@ def model_variants(name: str | type[AbstractNeuron]) -> list[tuple[str, Abstract
         return [
             ("qif delta oscillatory", QIF(tau=1.0, I0=0.3)),
             ("qif delta excitable", QIF(tau=1.0, I0=-0.1)),
+            ("qif exp matched beta=1", QIF(tau=1.0, I0=-0.25, tau_syn="matched")),
+            ("qif exp matched beta=0.6", QIF(tau=1.0, I0=-0.09, tau_syn="matched")),
             ("qif exp excitable", QIF(tau=1.0, I0=-0.1, tau_syn=0.5)),
         ]
     if cls is EIF:
@@ -179,9 +192,10 @@ def _loss_fn(times, integrator, gradient: str = "autodiff") -> Callable:
         t = tr.times[0]
         finite = jnp.isfinite(t)
         c = jnp.cos(0.7 * jnp.arange(N_SLOTS) + 0.3)
-        spike_term = jnp.sum(jnp.where(finite, c * jnp.sin(0.9 * jnp.where(finite, t, 0.0)), 0.0))
-        state_term = jnp.sum(jnp.sin(tr.state_T))
-        return spike_term + state_term, tr.counts[0]
+        spike_terms = jnp.where(finite, c * jnp.sin(0.9 * jnp.where(finite, t, 0.0)), 0.0)
+        state_terms = jnp.sin(tr.state_T)
+        scale = jnp.sum(jnp.abs(spike_terms)) + jnp.sum(jnp.abs(state_terms))
+        return jnp.sum(spike_terms) + jnp.sum(state_terms), (tr.counts[0], scale)
 
     return loss
 
@@ -199,9 +213,30 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
-def _finite_differences(loss, params, h: float) -> dict[str, np.ndarray]:
-    """Central differences (Richardson-extrapolated) of every parameter, grouped like ``_grad_groups``;
-    NaN where the spike count changes within the step."""
+def gradient_error(g: np.ndarray, ref: np.ndarray, atol: np.ndarray | float, rtol: float) -> float:
+    """``max |g - ref| / (max(|g|, |ref|) + atol/rtol)``: ``<= rtol`` iff ``|g - ref| <= rtol max(|g|, |ref|) + atol``
+    for every entry (0 where both sides and ``atol`` are 0)."""
+    g, ref = np.asarray(g, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    diff = np.abs(g - ref)
+    bound = np.maximum(np.abs(g), np.abs(ref)) + np.asarray(atol) / rtol
+    ratio = np.divide(diff, bound, out=np.where(diff == 0, 0.0, np.inf), where=bound > 0)
+    return float(np.max(ratio, initial=0.0))
+
+
+@dataclass(frozen=True)
+class FiniteDifferences:
+    """Richardson central differences per gradient group (NaN where the spike count changes within the
+    step) and their noise floor ``atol`` (see the module docstring)."""
+
+    values: dict[str, np.ndarray]
+    atol: dict[str, np.ndarray]
+
+
+def _finite_differences(loss, params, h: float) -> FiniteDifferences:
+    """Central differences (Richardson-extrapolated) of every parameter, grouped like ``_grad_groups``.
+
+    ``loss(params)`` returns ``(value, (spike_count, scale))``, ``scale`` the sum of the absolute
+    values of the loss's terms (the size of its rounding error is ``eps scale``)."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(diff)
 
@@ -210,34 +245,39 @@ def _finite_differences(loss, params, h: float) -> dict[str, np.ndarray]:
 
     eye = jnp.eye(flat.size, dtype=flat.dtype)
     f_eval = jax.jit(jax.vmap(at))
-    _, c0 = at(flat)
+    _, (c0, scale) = at(flat)
 
     def central(step_scale):
         steps = step_scale * h * jnp.maximum(jnp.abs(flat), 1.0)
-        (lp, cp), (lm, cm) = f_eval(flat + steps[:, None] * eye), f_eval(flat - steps[:, None] * eye)
-        return (lp - lm) / (2 * steps), (cp == c0) & (cm == c0)
+        (lp, (cp, _)), (lm, (cm, _)) = f_eval(flat + steps[:, None] * eye), f_eval(flat - steps[:, None] * eye)
+        return (lp - lm) / (2 * steps), (cp == c0) & (cm == c0), steps
 
     # Richardson extrapolation of two central differences: truncation error O(h^4).
-    (fd_h, valid_h), (fd_h2, valid_h2) = central(1.0), central(0.5)
+    (fd_h, valid_h, _), (fd_h2, valid_h2, steps_h2) = central(1.0), central(0.5)
     fd = np.asarray((4 * fd_h2 - fd_h) / 3)
     valid = np.asarray(valid_h & valid_h2)
-    fd_tree = unravel(jnp.asarray(np.where(valid, fd, np.nan)))
-    return _grad_groups(eqx.combine(fd_tree, static))
+    eps = float(jnp.finfo(flat.dtype).eps)
+    atol = FD_NOISE * eps * float(scale) / np.asarray(steps_h2) + np.abs(np.asarray(fd_h - fd_h2)) / 3
+
+    def groups(vec):
+        return _grad_groups(eqx.combine(unravel(jnp.asarray(vec)), static))
+
+    return FiniteDifferences(groups(np.where(valid, fd, np.nan)), groups(atol))
 
 
-def _fd_rows(label: str, grads, fd_groups: dict[str, np.ndarray], which: str) -> list[CheckRow]:
+def _fd_rows(label: str, grads, fd: FiniteDifferences, which: str) -> list[CheckRow]:
     """Every gradient group against the finite differences (entries without a spike (dis)appearance)."""
     rows = []
     for name, g in _grad_groups(grads).items():
-        ref = fd_groups[name]
+        ref, atol = fd.values[name], fd.atol[name]
         ok = np.isfinite(ref)
         if not ok.any():
             rows.append(CheckRow(label, f"d/d{name} vs finite differences ({which})", np.nan, TOL["fd"],
                                  "no entry without a spike (dis)appearance within the step"))
             continue
-        err = _rel(g[ok], ref[ok])
-        rows.append(CheckRow(label, f"d/d{name} vs finite differences ({which}, rel)", err, TOL["fd"],
-                             f"{int(ok.sum())}/{ok.size} entries"))
+        err = gradient_error(g[ok], ref[ok], atol[ok], TOL["fd"])
+        rows.append(CheckRow(label, f"d/d{name} vs finite differences ({which}, rel+atol)", err, TOL["fd"],
+                             f"{int(ok.sum())}/{ok.size} entries, atol <= {float(np.max(atol[ok])):.0e}"))
     return rows
 
 
@@ -254,8 +294,8 @@ def _train_rows(label: str, neuron: AbstractNeuron, seed: int) -> list[CheckRow]
         if name == "closed_form" and not neuron.has_closed_form:
             continue
         loss = _loss_fn(times, integ)
-        (value, count), grads = eqx.filter_jit(eqx.filter_value_and_grad(loss, has_aux=True))(params)
-        tr = jax.jit(lambda p: simulate_neuron(p[0], times, p[1], T_CHECK, n_slots=N_SLOTS, integrator=integ))(params)
+        _, grads = eqx.filter_jit(eqx.filter_value_and_grad(loss, has_aux=True))(params)
+        tr = eqx.filter_jit(lambda p: simulate_neuron(p[0], times, p[1], T_CHECK, n_slots=N_SLOTS, integrator=integ))(params)
         results[name] = (loss, tr, grads)
         if bool(tr.failed) or bool(tr.overflow) or bool(tr.exhausted):
             rows.append(CheckRow(label, f"simulation flags ({name})", np.inf, 0.0,
@@ -315,11 +355,11 @@ def _sample_states(neuron: AbstractNeuron, times, weights):
 
 
 def format_rows(rows: list[CheckRow]) -> str:
-    """The report as a fixed-width table."""
-    head = f"{'variant':<24} {'quantity':<62} {'error':>10} {'tol':>8}  {'ok':<4} note"
-    lines = [head, "-" * len(head)]
+    """The report as a fixed-width table, headed by the rule of the finite-difference rows."""
+    head = f"{'variant':<24} {'quantity':<66} {'error':>10} {'tol':>8}  {'ok':<4} note"
+    lines = [FD_RULE, head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.variant:<24} {r.quantity:<62} {r.error:>10.2e} {r.tolerance:>8.0e}  "
+        lines.append(f"{r.variant:<24} {r.quantity:<66} {r.error:>10.2e} {r.tolerance:>8.0e}  "
                      f"{'ok' if r.passed else 'FAIL':<4} {r.note}")
     n_fail = sum(not r.passed for r in rows)
     lines.append(f"{len(rows) - n_fail} passed, {n_fail} failed")

@@ -112,10 +112,10 @@ class AbstractNeuron(eqx.Module):
     def check_parameters(self) -> None:
         """Raise ``ValueError`` for parameters outside the model's domain (host-side check).
 
-        The default checks every field whose name starts with ``tau`` is positive.
+        The default checks every numeric field whose name starts with ``tau`` is positive.
         """
         for name, value in vars(self).items():
-            if name.startswith("tau") and value is not None:
+            if name.startswith("tau") and eqx.is_array_like(value):
                 arr = jnp.asarray(value)
                 if not bool(jnp.all(arr > 0)):
                     raise ValueError(f"{type(self).__name__}.{name} must be > 0, got {value!r}")

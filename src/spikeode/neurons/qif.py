@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
 from ._base import AbstractNeuron, NotClosedForm
@@ -36,6 +37,91 @@ def _phase_vector(theta):
     return jnp.stack([jnp.sin(0.5 * theta), jnp.cos(0.5 * theta)])
 
 
+def _even_series(q, coeffs, direct_pos, direct_neg):
+    """An even function of ``sqrt(q)`` for real ``q``, smooth through ``q = 0``: its Taylor series in
+    ``q`` for ``|q| < eps^(1/6)`` (truncation and the cancellation of the direct form's derivative both
+    ~1e-13 relative in float64), else ``direct_pos(sqrt(q))`` (``q > 0``) or ``direct_neg(sqrt(-q))``."""
+    cut = jnp.finfo(jnp.result_type(q, float)).eps ** (1 / 6)
+    small = jnp.abs(q) < cut
+    series = jnp.polyval(jnp.asarray(coeffs[::-1], dtype=jnp.result_type(q, float)), q)
+    pos = q > 0
+    r_pos = jnp.sqrt(jnp.where(small | ~pos, cut, q))  # each branch on a safe argument (finite gradients)
+    r_neg = jnp.sqrt(jnp.where(small | pos, cut, -q))
+    return jnp.where(small, series, jnp.where(pos, direct_pos(r_pos), direct_neg(r_neg)))
+
+
+def _cosh_sqrt(q):
+    """``cosh(sqrt(q))`` (``cos(sqrt(-q))`` for ``q < 0``)."""
+    return _even_series(q, [1.0, 1 / 2, 1 / 24, 1 / 720, 1 / 40320, 1 / 3628800], jnp.cosh, jnp.cos)
+
+
+def _sinhc_sqrt(q):
+    """``sinh(sqrt(q))/sqrt(q)`` (``sin(r)/r``, ``r = sqrt(-q)``, for ``q < 0``; 1 at ``q = 0``)."""
+    return _even_series(q, [1.0, 1 / 6, 1 / 120, 1 / 5040, 1 / 362880, 1 / 39916800],
+                        lambda r: jnp.sinh(r) / r, lambda r: jnp.sin(r) / r)
+
+
+def _atanhc_sqrt(q):
+    """``atanh(sqrt(q))/sqrt(q)`` for ``q < 1`` (``atan(r)/r``, ``r = sqrt(-q)``, for ``q < 0``; 1 at ``q = 0``)."""
+    return _even_series(q, [1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11],
+                        lambda r: jnp.arctanh(r) / r, lambda r: jnp.arctan(r) / r)
+
+
+def _blowup_time(j, z1, z2):
+    """Time ``s*`` until ``y = z1/z2`` (``z2 >= 0``) of ``dy/ds = y^2 + j`` reaches ``+inf``, and whether
+    it ever does (``s* = 0`` where not: finite, so that products with it keep finite gradients).
+
+    ``z1 > 0``: ``s* = rho atanh(sqrt(q))/sqrt(q)``, ``rho = z2/z1``, ``q = -j rho^2`` (finite iff
+    ``q < 1``, i.e. ``y`` above the unstable point), one function through ``j = 0``.
+    ``z1 <= 0``: only ``j > 0`` fires, ``s* = atan2(sqrt(j) z2, z1)/sqrt(j)``.
+    """
+    up = z1 > 0
+    rho = jnp.where(up, z2 / jnp.where(up, z1, 1.0), 0.0)
+    q = -j * rho * rho
+    fires_up = up & (q < 1)
+    # atanh's argument a few ulps below 1 (y just above the unstable point: an astronomically late spike).
+    s_up = rho * _atanhc_sqrt(jnp.where(fires_up, jnp.minimum(q, 1.0 - 8 * jnp.finfo(q.dtype).eps), 0.0))
+    w = jnp.sqrt(jnp.where(j > 0, j, 1.0))
+    s_down = _atan2(w * z2, z1) / w
+    fires_down = ~up & (j > 0)
+    return jnp.where(fires_up, s_up, jnp.where(fires_down, s_down, 0.0)), fires_up | fires_down
+
+
+class _Matched:
+    """``QIF.tau_syn`` in matched mode: equal to ``"matched"``, and an empty pytree (not a leaf), so a
+    model holding it passes through ``jax.jit``, ``tree_map`` and serialisation like ``None`` does."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'matched'"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Matched) or (isinstance(other, str) and other == "matched")
+
+    def __hash__(self) -> int:
+        return hash("matched")
+
+
+MATCHED = _Matched()
+jax.tree_util.register_pytree_node(_Matched, lambda m: ((), None), lambda aux, children: MATCHED)
+
+
+def _is_matched_ratio(tau, I0, tau_syn) -> bool:
+    """Whether ``tau_syn`` is ``"matched"`` or a number equal to ``tau/(4 sqrt(-I0))`` (relative 1e-12;
+    checked on concrete values only)."""
+    if isinstance(tau_syn, (str, _Matched)):
+        return tau_syn == MATCHED
+    values = (tau, I0, tau_syn)
+    if tau_syn is None or any(isinstance(v, jax.core.Tracer) for v in values):
+        return False
+    tau, I0, tau_syn = (np.asarray(v, dtype=np.float64) for v in values)
+    if tau.size != 1 or I0.size != 1 or tau_syn.size != 1 or not float(I0) < 0:
+        return False
+    ratio = float(tau) / (4.0 * np.sqrt(-float(I0)))
+    return abs(float(tau_syn) - ratio) <= 1e-12 * abs(ratio)
+
+
 class QIF(AbstractNeuron):
     r"""Quadratic integrate-and-fire neuron as a theta neuron, ``V = tan(theta/2)``.
 
@@ -44,7 +130,7 @@ class QIF(AbstractNeuron):
         tau dV/dt = V^2 + I0            <=>   tau dtheta/dt = (1 - cos theta) + (1 + cos theta) I0
 
     input spike of weight w: ``V -> V + w``. Exponential synapses: ``I0 -> I0 + I`` above with
-    ``tau_syn dI/dt = -I`` and input ``I -> I + w`` (no closed form: diffrax path).
+    ``tau_syn dI/dt = -I`` and input ``I -> I + w``.
 
     ``V`` blows up in finite time: the spike is ``theta = pi`` (``V = +inf``), the reset
     ``theta = -pi`` (``V = -inf``). ``I0 < 0`` is the excitable regime (rest at
@@ -59,12 +145,60 @@ class QIF(AbstractNeuron):
     (``V = x1/x2``), the input is ``x1 -> x1 + w x2``, the reset is ``x -> (-1, 0)``, and all of it
     is finite at ``theta = +-pi``. The closed-form flow is ``exp(A t) x`` and the spike is the first
     zero of ``x2`` with ``x1 > 0``. Transcendental functions are needed only for the spike time.
+
+    Exponential synapses have a closed form at one ratio, ``tau_syn = tau/(2 beta)`` with
+    ``I0 = -beta^2/4`` (``beta > 0``; spikegd's ``tau_m = 2 tau_s`` pairing at ``beta = 1``). With
+    ``W = V + beta/2``, ``tau dW/dt = W^2 - beta W + I(0) e^2``, ``e = exp(-beta t/tau)``; ``W = e y``
+    and ``s = (1 - e)/beta`` give ``dy/ds = y^2 + I(0)``: the constant-drive QIF in the time ``s``,
+    which stays below ``1/beta``. So the flow is linear in ``x``: shear ``z = (x1 + beta x2/2, x2)``,
+    rotate ``z`` by ``exp(s [[0, I(0)], [-1, 0]])``, scale by ``diag(e^(1/2), e^(-1/2))``, shear back;
+    ``I -> I e^2``. The spike is the blow-up time ``s*`` of ``y``: ``t* = -(tau/beta) ln(1 - beta s*)``
+    if ``beta s* < 1``, else none ever.
+
+    Which path ``tau_syn`` selects:
+
+    - ``None``: delta synapses, closed form.
+    - ``"matched"``: exponential synapses with ``tau_syn = tau/(4 sqrt(-I0))`` (see
+      ``synaptic_time_constant``), closed form. ``tau_syn`` is no parameter of its own: it follows
+      ``tau`` and ``I0``, so the ratio holds while they are trained. Needs ``I0 < 0``:
+      ``check_parameters`` raises otherwise, and if training moves ``I0`` to ``>= 0`` the flow, the
+      spike time and the vector field are NaN (the engine and training then report non-finite values).
+    - a number equal to ``tau/(4 sqrt(-I0))`` (relative ``1e-12``, checked at construction on
+      concrete values) becomes ``"matched"``; any other number is a free exponential synapse on the
+      diffrax path (no closed form).
     """
 
     tau: Float[Array, ""] | float = 1.0
     I0: Float[Array, ""] | float = 1.0
-    tau_syn: Float[Array, ""] | float | None = None
+    tau_syn: Float[Array, ""] | float | _Matched | None = None
     theta0: Float[Array, ""] | float | None = None
+
+    def __init__(self, tau=1.0, I0=1.0, tau_syn=None, theta0=None):
+        if isinstance(tau_syn, str) and tau_syn != "matched":
+            raise ValueError(f"QIF tau_syn must be None, a number or 'matched', got {tau_syn!r}")
+        self.tau, self.I0, self.theta0 = tau, I0, theta0
+        self.tau_syn = MATCHED if _is_matched_ratio(tau, I0, tau_syn) else tau_syn
+
+    @property
+    def matched(self) -> bool:
+        """Exponential synapses at the closed-form ratio ``tau_syn = tau/(4 sqrt(-I0))``."""
+        return isinstance(self.tau_syn, _Matched)
+
+    @property
+    def synaptic_time_constant(self) -> Float[Array, ""] | float | None:
+        """The ``tau_syn`` in effect (``None`` for delta synapses; NaN if matched and ``I0 >= 0``)."""
+        return self.tau / (2.0 * self._beta()) if self.matched else self.tau_syn
+
+    def _beta(self):
+        """``beta = 2 sqrt(-I0)`` of the matched ratio; NaN for ``I0 >= 0`` (no closed form there)."""
+        i0 = jnp.asarray(self.I0, dtype=jnp.result_type(self.I0, float))
+        return 2.0 * jnp.sqrt(jnp.where(i0 < 0, -i0, jnp.nan))
+
+    def check_parameters(self) -> None:
+        super().check_parameters()
+        if self.matched and not bool(jnp.all(jnp.asarray(self.I0) < 0)):
+            raise ValueError("QIF with tau_syn='matched' needs I0 < 0 (tau_syn = tau/(4 sqrt(-I0))), "
+                             f"got I0 = {self.I0!r}")
 
     @staticmethod
     def theta(y: Float[Array, " state"]) -> Scalar:
@@ -90,7 +224,7 @@ class QIF(AbstractNeuron):
         dx = jnp.stack([self._drive(y) * x2, -x1]) / self.tau
         if self.tau_syn is None:
             return dx
-        return jnp.concatenate([dx, (-y[2] / self.tau_syn)[None]])
+        return jnp.concatenate([dx, (-y[2] / self.synaptic_time_constant)[None]])
 
     def threshold(self, y) -> Scalar:
         """``min(x1, 0) - x2``: negative on ``theta in (-pi, pi)``, crossing zero upwards at ``theta = pi``
@@ -117,18 +251,53 @@ class QIF(AbstractNeuron):
         delay = self.tau * _atan2(s * y[1], y[0]) / s
         return delay, self.tau * _PI / s
 
-    # -- closed forms (delta synapses) -------------------------------------------------------
+    # -- closed forms (delta synapses; exponential synapses at the matched ratio) --------------
     @property
     def has_closed_form(self) -> bool:
-        return self.tau_syn is None
+        return self.tau_syn is None or self.matched
 
     def _require_closed_form(self):
-        if self.tau_syn is not None:
-            raise NotClosedForm("QIF with exponential synapses has no closed-form flow; use the diffrax path")
+        if not self.has_closed_form:
+            raise NotClosedForm("QIF with exponential synapses has a closed-form flow only at tau_syn = "
+                                "tau/(4 sqrt(-I0)) (tau_syn='matched'); use the diffrax path")
 
     def flow(self, y, dt):
-        """``exp(A dt) x``: ``cos/sin`` (``I0 > 0``), ``cosh/sinh`` (``I0 < 0``) or ``1 + A dt`` (``I0 = 0``)."""
         self._require_closed_form()
+        return self._delta_flow(y, dt) if self.tau_syn is None else self._matched_flow(y, dt)
+
+    def time_to_threshold(self, y, horizon) -> Scalar:
+        self._require_closed_form()
+        if self.tau_syn is None:
+            return self._delta_time_to_threshold(y, horizon)
+        return self._matched_time_to_threshold(y, horizon)
+
+    def _matched_flow(self, y, dt):
+        """``x -> shear^-1 diag(e^(1/2), e^(-1/2)) exp(s B) shear x``, ``B = [[0, I], [-1, 0]]``,
+        ``s = (1 - e)/beta``; ``I -> I e^2`` (exact representative: ``det = 1`` like the linear ODE's)."""
+        beta = self._beta()
+        u = beta * dt / self.tau
+        half = jnp.exp(-0.5 * u)  # e^(1/2)
+        s = -jnp.expm1(-u) / beta
+        j = y[2]
+        z1, z2 = y[0] + 0.5 * beta * y[1], y[1]
+        q = -j * s * s
+        c, k = _cosh_sqrt(q), s * _sinhc_sqrt(q)
+        x2 = (c * z2 - k * z1) / half
+        x1 = half * (c * z1 + j * k * z2) - 0.5 * beta * x2
+        return jnp.stack([x1, x2, j * half**4])
+
+    def _matched_time_to_threshold(self, y, horizon):
+        """The blow-up time ``s*`` of ``y = W/e`` at constant drive ``I``, then ``t* = -(tau/beta) ln(1 - beta s*)``."""
+        beta = self._beta()
+        s, blows_up = _blowup_time(y[2], y[0] + 0.5 * beta * y[1], y[1])
+        bs = beta * s
+        fires = blows_up & (bs < 1)
+        t = -self.tau * jnp.log1p(-jnp.where(fires, bs, 0.0)) / beta
+        # I0 >= 0 (beta NaN): NaN, never a silent "no spike".
+        return jnp.where(jnp.isnan(beta), jnp.nan, jnp.where(fires & (t <= horizon), t, jnp.inf))
+
+    def _delta_flow(self, y, dt):
+        """``exp(A dt) x``: ``cos/sin`` (``I0 > 0``), ``cosh/sinh`` (``I0 < 0``) or ``1 + A dt`` (``I0 = 0``)."""
         i0 = self.I0
         s = jnp.sqrt(jnp.where(i0 != 0, jnp.abs(i0), 1.0))
         phase = s * dt / self.tau
@@ -139,8 +308,7 @@ class QIF(AbstractNeuron):
         c = jnp.where(i0 != 0, c, 1.0)
         return jnp.stack([c * y[0] + k * i0 * y[1], c * y[1] - k * y[0]])
 
-    def time_to_threshold(self, y, horizon) -> Scalar:
-        self._require_closed_form()
+    def _delta_time_to_threshold(self, y, horizon) -> Scalar:
         # Both regimes are cheap: a select is faster than a lax.cond (a CPU dispatch per event).
         t = jnp.where(self.I0 > 0, self._oscillatory_time(y), self._excitable_time(y))
         return jnp.where(t <= horizon, t, jnp.inf)
@@ -151,8 +319,12 @@ class QIF(AbstractNeuron):
 
     def firing_order(self, y) -> Scalar:
         """``-V = -x1/x2`` where the neuron will fire (all ``x2 >= 0`` phases if ``I0 > 0``, ``V > sqrt(-I0)``
-        if not), else ``+inf``: the 1-D flow keeps the order of ``V``, the largest fires first."""
-        self._require_closed_form()
+        if not), else ``+inf``: the 1-D flow keeps the order of ``V``, the largest fires first.
+
+        Delta synapses only: with exponential synapses ``V`` and ``I`` both decide who fires first (a
+        lower ``V`` with a larger ``I`` can overtake), so no key of the state orders the spike times."""
+        if self.tau_syn is not None:
+            raise NotImplementedError("QIF.firing_order is valid for delta synapses only")
         x1, x2 = y[0], y[1]
         s = jnp.sqrt(jnp.maximum(-self.I0, 0.0))
         fires = (self.I0 > 0) | (x1 > s * x2)
