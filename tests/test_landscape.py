@@ -1,7 +1,9 @@
 """Landscapes: diagnostics on hand-built spike times, directions, the loss matches training, kill/resume,
-Dask equality, single-sample spike arrays, the CLI."""
+Dask equality, single-sample spike arrays and located events, the CLI; CF compliance of the result files."""
 
+import contextlib
 import json
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ import xarray as xr
 from spikeode import landscape as ls
 from spikeode.diagnostics import edge_diagnostics, is_jump, order_changes, spike_changes, summary_metrics
 from spikeode.landscape import LandscapeConfig, compute_landscape, filter_normalise, random_direction
+from spikeode.results import read_dataset
 from spikeode.train import default_config, load_checkpoint, load_data, make_loss_fn, train
 
 INF = np.inf
@@ -21,23 +24,39 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SPIKEODE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    import os
-
-    base = tmp_path_factory.mktemp("landscape_run")
+@contextlib.contextmanager
+def _module_cache(tmp_path_factory):
+    """The tests' data cache for module-scoped fixtures (``monkeypatch`` is function-scoped)."""
     old = os.environ.get("SPIKEODE_CACHE")
     os.environ["SPIKEODE_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
     try:
-        config = default_config("synthetic", "qif", train_samples=16, test_samples=8, hidden=(6,), k_in=40,
-                                epochs=1, batch_size=8, dtype="float64", n_slots=(3, 2))
-        train(config, base, progress=False, stop_after=0)  # the initial checkpoint (epoch 0) is enough here
+        yield
     finally:
         if old is None:
             os.environ.pop("SPIKEODE_CACHE", None)
         else:
             os.environ["SPIKEODE_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("landscape_run")
+    with _module_cache(tmp_path_factory):
+        config = default_config("synthetic", "qif", train_samples=16, test_samples=8, hidden=(6,), k_in=40,
+                                epochs=1, batch_size=8, dtype="float64", n_slots=(3, 2))
+        train(config, base, progress=False, stop_after=0)  # the initial checkpoint (epoch 0) is enough here
     return base
+
+
+@pytest.fixture(scope="module")
+def sample_scan(run_dir, tmp_path_factory):
+    """A single-sample scan (2 samples, 5 points) with its located events: ``(config, path)``."""
+    lc = LandscapeConfig(run=str(run_dir), kind="sample", points=5, span=0.5, train_samples=8, samples=(1, 3),
+                         point_batch=5)
+    path = tmp_path_factory.mktemp("scan") / "s.nc"
+    with _module_cache(tmp_path_factory):
+        compute_landscape(lc, path, progress=False)
+    return lc, path
 
 
 # ------------------------------------------------------------------------------------------ diagnostics
@@ -172,7 +191,7 @@ def test_kill_and_resume_recompute_no_finished_point(run_dir, tmp_path):
     path = tmp_path / "part.nc"
     with pytest.raises(Killed):
         compute_landscape(lc, path, progress=False, on_chunk=kill_after_second)
-    part = xr.open_dataset(path).load()
+    part = read_dataset(path)
     np.testing.assert_array_equal(part.row_finished.values, [1, 1, 0])
     assert np.isnan(part.loss.values[2:]).all() and np.isfinite(part.loss.values[:2]).all()
     ls.EVALUATED_ROWS.clear()
@@ -187,10 +206,8 @@ def test_kill_and_resume_recompute_no_finished_point(run_dir, tmp_path):
         compute_landscape(lc.__class__(**{**lc.to_dict(), "span": 0.4}), path, progress=False)
 
 
-def test_single_sample_scan_keeps_spike_times(run_dir, tmp_path):
-    lc = LandscapeConfig(run=str(run_dir), kind="sample", points=5, span=0.5, train_samples=8, samples=(1, 3),
-                         point_batch=5)
-    ds = compute_landscape(lc, tmp_path / "s.nc", progress=False)
+def test_single_sample_scan_keeps_spike_times(sample_scan):
+    ds = read_dataset(sample_scan[1])
     assert ds.spike_times.dims == ("sample", "alpha", "layer", "neuron", "slot")
     assert ds.loss.dims == ("sample", "alpha") and list(ds.sample.values) == [1, 3]
     st = ds.spike_times.values  # hidden: 6 neurons x 3 slots, output: 20 neurons x 2 slots
@@ -206,6 +223,63 @@ def test_single_sample_scan_keeps_spike_times(run_dir, tmp_path):
     np.testing.assert_array_equal(ds.spike_disappearances.sel(edge="alpha", layer="hidden1").values[:, :-1], dis)
     np.testing.assert_array_equal(ds.order_changes.sel(edge="alpha", layer="hidden1").values[:, :-1],
                                   order_changes(a, b))
+
+
+def test_single_sample_scan_locates_every_event_exactly(sample_scan, monkeypatch):
+    from spikeode import scan_events as se
+
+    lc, path = sample_scan
+    ds = read_dataset(path)
+    events = se.events_from_dataset(ds)
+    assert len(events) > 0 and ds.event_kind.attrs["flag_meanings"] == " ".join(se.EVENT_KINDS)
+    alpha, samples = ds.alpha.values, list(ds.sample.values)
+    st = ds.spike_times.transpose("sample", "alpha", "layer", "neuron", "slot").values
+    counts = np.isfinite(st).sum(axis=(-2, -1))  # (sample, alpha, layer)
+    capped = ds.event_search_capped.values
+    for e in events:
+        assert alpha[e.grid_edge] <= e.location <= alpha[e.grid_edge + 1]
+        assert e.error <= ls.EVENT_TOL * lc.span / 2
+    for s, sid in enumerate(samples):
+        for i in range(len(alpha) - 1):
+            here = [e for e in events if e.sample == sid and e.grid_edge == i]
+            assert bool(here) != se.same_pattern(st[s, i], st[s, i + 1]), (sid, i)
+            if capped[s, i] == 0:  # the net count change of each layer is the located (dis)appearances'
+                net = np.zeros(counts.shape[-1], int)
+                for e in here:
+                    net[e.layer] += {"appearance": 1, "disappearance": -1}.get(e.kind, 0)
+                np.testing.assert_array_equal(net, counts[s, i + 1] - counts[s, i])
+    stats = se.event_statistics(ds)
+    np.testing.assert_equal(float(ds.events_mid_trial_fraction), stats["mid_trial_fraction"])
+    # a finished scan is not located again
+    monkeypatch.setattr(se, "locate_events", lambda *a, **k: pytest.fail("events located again"))
+    again = compute_landscape(lc, path, progress=False)
+    assert se.events_from_dataset(again) == events
+
+
+def _cf_failures(path) -> dict[str, list]:
+    """High- and medium-priority failures of the IOOS compliance checker's newest CF suite on ``path``."""
+    checker = pytest.importorskip("compliance_checker.runner")
+    suite = checker.CheckSuite()
+    suite.load_all_available_checkers()
+    newest = max((k for k in suite.checkers if k.startswith("cf:")), key=lambda k: tuple(map(int, k[3:].split("."))))
+    out = path.with_suffix(".cf.json")
+    checker.ComplianceChecker.run_checker(str(path), [newest], 0, "normal", output_filename=str(out),
+                                          output_format="json")
+    report = json.loads(out.read_text())[newest]
+    return {prio: [m for r in report[prio] if r["value"][0] < r["value"][1] for m in r["msgs"]]
+            for prio in ("high_priorities", "medium_priorities")}
+
+
+def test_result_files_are_cf_clean(run_dir, sample_scan, tmp_path):
+    from spikeode.gradstats import run_gradstats
+    from spikeode.results import write_dataset
+
+    lc = LandscapeConfig(run=str(run_dir), kind="2d", points=3, span=0.2, train_samples=8, point_batch=3)
+    files = [run_dir / "run.nc", sample_scan[1], tmp_path / "l.nc", tmp_path / "gradstats.nc"]
+    compute_landscape(lc, files[2], progress=False)
+    write_dataset(run_gradstats([run_dir], n_batches=2, epochs="last", step_scales=(1.0,), progress=False), files[3])
+    for path in files:
+        assert _cf_failures(path) == {"high_priorities": [], "medium_priorities": []}, path.name
 
 
 def test_dask_cluster_equals_in_process(run_dir, tmp_path):

@@ -1,5 +1,7 @@
 """Spike-order diagnostics between neighbouring landscape points, and fragmentation/gradient statistics.
 
+These compare grid points; ``spikeode.scan_events`` locates the same events exactly between them.
+
 Definitions (used verbatim in the ``description`` attribute of every variable ``landscape.nc`` holds):
 
 Spike identity.  Spike times come as ``(..., neurons, slots)`` arrays, ascending per neuron, ``+inf`` in

@@ -14,7 +14,10 @@ checkpoint (neuron parameters stay fixed) and ``delta``, ``eta`` are directions 
 
 Kinds: ``2d`` (alpha x beta over a batch: the first ``train_samples`` of the seeded training subset),
 ``1d`` (alpha over that batch), ``sample`` (alpha, each sample of ``samples`` separately, with the full
-spike-time arrays of every layer).
+spike-time arrays of every layer, and the exact locations of its spike events: once every row is done,
+each spike appearance, disappearance and order change between neighbouring points is located to
+``EVENT_TOL * span`` by refining the grid interval with a forward-only program, and stored on an
+``event`` dimension; see ``spikeode.scan_events``, whose ``event_statistics`` summarises them).
 
 Computation: the grid's alpha rows are split into chunks; a chunk evaluates its points in vmapped
 batches of ``point_batch`` parameter offsets with ONE compiled program (``value_and_grad`` of the loss),
@@ -22,7 +25,8 @@ plus a *halo*, the first row of the next chunk, so that every edge starting in t
 alpha row and to the next beta column) gets its diagnostics (``spikeode.diagnostics``) inside the
 chunk. Chunks are independent: they run in process or on a Dask cluster, and after each one the whole
 file is rewritten atomically (unfinished points NaN, ``row_finished`` flags); a rerun with the same
-configuration skips finished chunks (resume).
+configuration skips finished chunks (resume). Event location runs in process after the last chunk and
+is written once; a rerun of a file that has its events does not locate them again.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import diagnostics
+from . import diagnostics, scan_events
 from .results import provenance_attrs, read_dataset, variable, write_dataset
 
 __all__ = [
@@ -50,6 +54,8 @@ __all__ = [
 ]
 
 KINDS = ("2d", "1d", "sample")
+#: exact event locations of the sample kind: final bracket width as a fraction of ``span``
+EVENT_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -174,19 +180,43 @@ def _gradient_at(model, run_config, times, units, labels):
 
 # ----------------------------------------------------------------------------------------------- the program
 
+def _simulator(config):
+    """``run(weights, model, times, units) -> (model with those weights, Trace)`` for one sample."""
+    import equinox as eqx
+
+    from .network import simulate
+    from .spikes import Spikes
+
+    def run(w, model, times, units):
+        model = eqx.tree_at(lambda m: m.net.weights, model, tuple(w))
+        return model, simulate(model.net, Spikes(times, units, model.net.sizes[0]), config.T,
+                               integrator=config.integrator)
+
+    return run
+
+
+def _problem(trace):
+    """1 where a sample's event budget ran out, its slots overflowed or a solve failed."""
+    import jax.numpy as jnp
+
+    return (trace.exhausted | trace.overflow | trace.failed).astype(jnp.int32)
+
+
+def _weights_at(offset, base, dirs):
+    """``W* + sum_k offset[k] dirs[k]`` per layer, in the weights' dtype."""
+    return tuple((b + sum(offset[k] * dirs[k][l] for k in range(len(dirs)))).astype(b.dtype)
+                 for l, b in enumerate(base))
+
+
 def _sample_objective(config):
     """``obj(weights, model, times, units, label) -> (loss, (accuracy, layer spike times, counts, problem))``
     for one sample; the same loss as ``train.make_loss_fn`` (checked by a test)."""
-    import equinox as eqx
-    import jax.numpy as jnp
-
-    from .network import simulate
     from .readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
-    from .spikes import Spikes
+
+    run = _simulator(config)
 
     def obj(w, model, times, units, label):
-        model = eqx.tree_at(lambda m: m.net.weights, model, tuple(w))
-        trace = simulate(model.net, Spikes(times, units, model.net.sizes[0]), config.T, integrator=config.integrator)
+        model, trace = run(w, model, times, units)
         if config.readout == "first_spike":
             t_first = first_spike_times(model.net, trace, config.T, pseudospikes=config.pseudospikes)
             loss = first_spike_loss(t_first, label, config.T, temperature=config.temperature, gamma=config.gamma)
@@ -195,11 +225,29 @@ def _sample_objective(config):
             vmax = max_voltage(trace.output.times, model.readout_weights, config.T)
             loss = voltage_loss(vmax, label)
             acc = accuracy(-vmax, label)
-        problem = trace.exhausted | trace.overflow | trace.failed
         return loss, (acc, tuple(la.times for la in trace.layers), tuple(la.counts for la in trace.layers),
-                      problem.astype(jnp.int32))
+                      _problem(trace))
 
     return obj
+
+
+def _make_forward(config):
+    """One jitted ``forward(offsets[P, 1], base, dirs, model, times[P], units[P]) -> (layer times, problem)``:
+    the spike times of point ``p`` on its own sample, no gradient (event location, ``scan_events``)."""
+    import equinox as eqx
+    import jax
+
+    run = _simulator(config)
+
+    def point(offset, base, dirs, model, times, units):
+        _, trace = run(_weights_at(offset, base, dirs), model, times, units)
+        return tuple(la.times for la in trace.layers), _problem(trace)
+
+    @eqx.filter_jit
+    def forward(offsets, base, dirs, model, times, units):
+        return jax.vmap(point, in_axes=(0, None, None, None, 0, 0))(offsets, base, dirs, model, times, units)
+
+    return forward
 
 
 def _make_program(config, per_sample: bool):
@@ -211,8 +259,7 @@ def _make_program(config, per_sample: bool):
     obj = _sample_objective(config)
 
     def point(offset, base, dirs, model, times, units, labels):
-        w = tuple((b + sum(offset[k] * dirs[k][l] for k in range(len(dirs)))).astype(b.dtype)
-                  for l, b in enumerate(base))
+        w = _weights_at(offset, base, dirs)
         if per_sample:
             def one(t, u, y):
                 (loss, aux), g = jax.value_and_grad(obj, has_aux=True)(w, model, t, u, y)
@@ -252,10 +299,11 @@ _MODELS: dict = {}
 EVALUATED_ROWS: list[int] = []
 
 
-def _program_for(run_config, per_sample: bool):
+def _program_for(run_config, per_sample: bool | None):
+    """The cached grid program (``per_sample`` True/False) or forward program (``None``) of a run config."""
     key = (json.dumps(run_config.to_dict(), sort_keys=True, default=str), per_sample)
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = _make_program(run_config, per_sample)
+        _PROGRAMS[key] = _make_forward(run_config) if per_sample is None else _make_program(run_config, per_sample)
     return _PROGRAMS[key]
 
 
@@ -269,10 +317,11 @@ def evaluate_chunk(common: dict, r0: int, r1: int, progress: Callable[[int], Non
     leading ``(edge axis, rows, n_beta, S)``.
     """
     import jax
-
-    if common["x64"]:
-        jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
+
+    from .precision import ensure_precision
+
+    ensure_precision("float64" if common["x64"] else "float32")
 
     from .train import TrainConfig
 
@@ -343,6 +392,47 @@ def _chunk_edges(res: dict, common: dict, r0: int, r1: int) -> dict:
     return out
 
 
+def _event_evaluator(common: dict) -> scan_events.Evaluate:
+    """``evaluate(a[P], sample_position[P])``: padded spike times and problem flags of the scan's samples at
+    ``W* + a delta``, in batches of ``point_batch x samples`` points through one compiled forward program."""
+    import jax
+    import jax.numpy as jnp
+
+    from .train import TrainConfig
+
+    forward = _program_for(TrainConfig.from_dict(common["run_config"]), None)
+    wdtype = np.asarray(common["base"][0]).dtype
+    base = tuple(jnp.asarray(b) for b in common["base"])
+    dirs = tuple(tuple(jnp.asarray(d, wdtype) for d in dk) for dk in common["dirs"])
+    B = common["point_batch"] * len(common["labels"])
+
+    def evaluate(a: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        times, problems = [], []
+        for start in range(0, len(a), B):
+            n = len(a[start:start + B])
+            idx = np.concatenate([np.arange(start, start + n), np.full(B - n, start + n - 1)])
+            t, prob = jax.device_get(forward(jnp.asarray(a[idx, None], wdtype), base, dirs, common["model"],
+                                             jnp.asarray(common["times"][pos[idx]]),
+                                             jnp.asarray(common["units"][pos[idx]])))
+            times.append(_pad_times([np.asarray(x)[:n] for x in t], common["max_neurons"], common["max_slots"]))
+            problems.append(np.asarray(prob)[:n])
+        return np.concatenate(times), np.concatenate(problems)
+
+    return evaluate
+
+
+def _locate_events(lc: LandscapeConfig, common: dict, state: "_State", sample_ids: list[int]) -> dict:
+    """The ``event_*`` variables of a finished sample-kind scan (``spikeode.scan_events``)."""
+    grid = np.moveaxis(state.points["spike_times"][:, 0], 1, 0)  # (sample, alpha, layer, neuron, slot)
+    problems = np.moveaxis(state.points["problems"][:, 0], 1, 0) > 0
+    tol = EVENT_TOL * lc.span
+    T = float(common["run_config"]["T"])
+    events, capped = scan_events.locate_events(
+        _event_evaluator(common), common["alpha"], grid, T, tol=tol,
+        batch=common["point_batch"] * len(sample_ids), grid_problems=problems, sample_ids=sample_ids)
+    return scan_events.event_variables(events, capped, common["alpha"], sample_ids, tol=tol, T=T)
+
+
 def _pad_times(times: list[np.ndarray], n_max: int, s_max: int) -> np.ndarray:
     """Layers' ``(..., N_l, slots_l)`` spike times into one ``(..., layer, neuron, slot)`` array (NaN padding)."""
     lead = times[0].shape[:-2]
@@ -392,6 +482,10 @@ EDGE_VARIABLES = {
 }
 
 
+#: stored edge quantities the summary metrics and a resume need: file name -> key of ``_State.edges``
+_INTERNAL_EDGE_VARIABLES = {"loss_change": "dL", "slope_start": "slope_a", "slope_end": "slope_b"}
+
+
 def _internal(ds: xr.Dataset, name: str, dims: tuple[str, ...]) -> np.ndarray:
     da = ds[name]
     for d in dims:
@@ -419,6 +513,7 @@ class _State:
                                                    else ()), np.nan)
                       for k in ("appearances", "disappearances", "order_changes", "dL", "slope_a", "slope_b", "cosine")}
         self.row_finished = np.zeros(na, np.int8)
+        self.events: dict[str, xr.Variable] | None = None  # sample kind: located events, once all rows are done
 
     def merge(self, r0: int, r1: int, chunk: dict) -> None:
         for k, v in chunk.items():
@@ -452,10 +547,11 @@ class _State:
         for name, key in (("spike_appearances", "appearances"), ("spike_disappearances", "disappearances"),
                           ("order_changes", "order_changes")):
             e[key][:, done] = _internal(ds, name, edims + ("layer",))[:, done]
-        e["dL"][:, done] = _internal(ds, "_loss_change", edims)[:, done]
-        e["slope_a"][:, done] = _internal(ds, "_slope_start", edims)[:, done]
-        e["slope_b"][:, done] = _internal(ds, "_slope_end", edims)[:, done]
+        for name, key in _INTERNAL_EDGE_VARIABLES.items():
+            e[key][:, done] = _internal(ds, name, edims)[:, done]
         e["cosine"][:, done] = _internal(ds, "grad_cosine", edims)[:, done]
+        if "event_kind" in ds:
+            self.events = {name: ds[name].variable for name in ds.data_vars if name.startswith("event")}
 
     def dataset(self, attrs: dict, layer_names: list[str], directions, sample_ids) -> xr.Dataset:
         lc = self.lc
@@ -505,11 +601,12 @@ class _State:
             dims, values = out_dims(("edge",), arr, extra)
             data[name] = variable(dims, values, long_name, units, description=desc + "; NaN at the grid's last "
                                   "point along `edge` and for unfinished points")
-        for name, key in (("_loss_change", "dL"), ("_slope_start", "slope_a"), ("_slope_end", "slope_b")):
+        for name, key in _INTERNAL_EDGE_VARIABLES.items():
             dims, values = out_dims(("edge",), e[key], ())
             data[name] = variable(dims, values, {"dL": "signed loss change L_B - L_A", "slope_a": "g_A h",
                                                  "slope_b": "g_B h"}[key], "1",
-                                  description="internal (resume and summary metrics)")
+                                  description="along the edge from this point to its neighbour along `edge` "
+                                  "(kept for resume and the summary metrics); NaN at the last point")
         n_lines = (len(self.alpha) + len(self.beta)) if two_d else 1
         n_lines *= e["dL"].shape[3] if per_sample else 1
         summary = diagnostics.summary_metrics(e["dL"], e["slope_a"], e["slope_b"], hb, e["cosine"], n_lines=n_lines,
@@ -537,6 +634,7 @@ class _State:
             coords["sample"] = ("sample", np.asarray(sample_ids), {"long_name": "sample index in the training subset"})
             coords["neuron"] = ("neuron", np.arange(p["spike_times"].shape[-2]), {"long_name": "neuron"})
             coords["slot"] = ("slot", np.arange(p["spike_times"].shape[-1]), {"long_name": "spike slot"})
+        data.update(self.events or {})
         ds = xr.Dataset(data, coords=coords)
         ds.attrs.update(attrs)
         return ds
@@ -647,4 +745,7 @@ def compute_landscape(
                         on_chunk(r0, r1)
     finally:
         bar.close()
+    if lc.kind == "sample" and state.events is None:
+        state.events = _locate_events(lc, common, state, sample_ids)
+        write()
     return read_dataset(out)
