@@ -208,12 +208,15 @@ def _per_channel_times(times, units, n_in):
 
 def child(args) -> int:
     """Measure one (engine, mode) in this process and print one JSON line."""
+    import spikeode
+
+    spikeode.use_fast_cpu_defaults()  # every engine gets the same XLA CPU code generation, before JAX starts
     data, meta = load_problem(args.data)
     dtype = "float32"
     if args.mode == "ref64":  # not timed: the float64 reference of the first output spike times
-        import jax
+        from spikeode.precision import ensure_precision
 
-        jax.config.update("jax_enable_x64", True)
+        ensure_precision("float64")
         dtype = "float64"
     if args.engine.startswith("spikeode"):
         _, integrator, *gradient = args.engine.split(":")

@@ -1,8 +1,12 @@
-"""Shared test setup: float64 everywhere (exactness first) and small helpers."""
+"""Shared test setup: the CLI's XLA CPU defaults, float64 everywhere (exactness first) and small helpers."""
 
-import jax
-import numpy as np
-import pytest
+import spikeode
+
+spikeode.use_fast_cpu_defaults()  # before JAX starts, as the CLI and the studies do (faster compiles)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

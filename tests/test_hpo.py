@@ -8,14 +8,19 @@ user when the tests run as root, since initdb refuses root); skipped only where 
 
 from __future__ import annotations
 
+import functools
 import glob
+import inspect
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +28,8 @@ import numpy as np
 import optuna
 import pytest
 import xarray as xr
+from filelock import FileLock
+from optuna.trial import TrialState
 
 from spikeode import hpo
 from spikeode.cli import main
@@ -81,7 +88,9 @@ def _wait_all(procs, timeout=240):
 
 
 def _check_study(study, out, n):
-    trials = study.get_trials(deepcopy=False)
+    """``n`` complete trials numbered 0..n-1 (a worker that lost the race for the last slot adds an unrun one)."""
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(hpo.OVER_BUDGET)]
+    assert hpo.trials_used(study) == n
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(n)), numbers
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [t.state for t in trials]
@@ -185,9 +194,141 @@ def test_search_needs_a_validation_split(tmp_path, env, space_file, capsys):
     assert rc == 2 and "validation" in capsys.readouterr().err
 
 
+# --- the budget, the sampler, the heartbeat, the result file (no training: a stand-in objective) ---
+BASE = default_config("synthetic", "lif", validation_fraction=0.25, train_samples=32, test_samples=16, epochs=1)
+
+
+def _stand_in(fates):
+    """``make_objective`` without training: call ``i`` prunes (``"prune"``) or returns ``fates[i]`` (default 0.5)."""
+    calls = []
+
+    def make(base, space, runs_dir, **kwargs):
+        def objective(trial):
+            hpo.suggest(trial, space)
+            fate = fates[len(calls)] if len(calls) < len(fates) else 0.5
+            calls.append(trial.number)
+            if fate == "prune":
+                raise optuna.TrialPruned("stand-in")
+            return fate
+
+        return objective
+
+    return make, calls
+
+
+def _search(tmp_path, lines, **kwargs):
+    return functools.partial(hpo.run_search, BASE, SPACE, storage=tmp_path / "s.log", study_name="b",
+                             out=tmp_path / "hpo.nc", echo=lines.append, **kwargs)
+
+
+def test_every_trial_counts_toward_the_budget(tmp_path, monkeypatch):
+    make, calls = _stand_in(["prune", 0.4, 0.6])
+    monkeypatch.setattr(hpo, "make_objective", make)
+    lines = []
+    run = _search(tmp_path, lines)
+    study = run(n_trials=0)
+    crashed = study.ask()
+    study.tell(crashed, state=TrialState.FAIL)
+    running = study.ask()  # a live worker's trial (this process), still running
+    for key, value in hpo.worker_identity().items():
+        running.set_user_attr(key, value)
+    study = run(n_trials=5)
+    assert calls == [2, 3, 4]  # 5 = failed + running + 3 started (pruned, complete, complete)
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    assert states == ["FAIL", "RUNNING", "PRUNED", "COMPLETE", "COMPLETE"] and hpo.trials_used(study) == 5
+    run(n_trials=5)  # a rerun of the finished study starts nothing
+    assert calls == [2, 3, 4] and lines[-1] == "study 'b': 5 of 5 budgeted trials used, none started"
+    with xr.open_dataset(tmp_path / "hpo.nc") as ds:
+        assert ds.sizes["trial"] == 4 and ds.attrs["trial_budget"] == 5 and "every state" in ds.attrs["budget_rule"]
+
+
+def test_a_worker_that_loses_the_race_for_the_last_slot_runs_nothing(tmp_path, monkeypatch):
+    make, calls = _stand_in([])
+    monkeypatch.setattr(hpo, "make_objective", make)
+    lines = []
+    run = _search(tmp_path, lines)
+    run(n_trials=2)
+    real, stale = hpo.trials_used, [1]  # another worker's view, read before the last slot was taken
+    monkeypatch.setattr(hpo, "trials_used", lambda study: stale.pop() if stale else real(study))
+    study = run(n_trials=2)
+    assert calls == [0, 1] and "trial 2 not run: the budget was used up by other workers" in lines
+    refused = study.get_trials(deepcopy=False)[2]
+    assert refused.state == TrialState.FAIL and refused.user_attrs[hpo.OVER_BUDGET]
+    assert real(study) == 2
+    with xr.open_dataset(tmp_path / "hpo.nc") as ds:
+        assert ds.trial.values.tolist() == [0, 1]
+
+
+def test_the_sampler_receives_the_recorded_settings(tmp_path, monkeypatch):
+    built = []
+
+    class Spy(optuna.samplers.TPESampler):
+        def __init__(self, **kwargs):
+            built.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", Spy)
+    monkeypatch.setattr(hpo, "make_objective", _stand_in([])[0])
+    _search(tmp_path, [])(n_trials=2, seed=5, sampler_startup_trials=7)
+    with xr.open_dataset(tmp_path / "hpo.nc") as ds:
+        recorded = json.loads(ds.attrs["sampler_json"])
+    assert recorded["n_startup_trials"] == 7 and recorded["seed"] == 5
+    assert {kw["seed"] for kw in built} == {5 * 1_000_003, 5 * 1_000_003 + 1}
+    for kw in built:
+        assert {k: kw[k] for k in ("n_startup_trials", "multivariate", "constant_liar")} == {
+            k: recorded[k] for k in ("n_startup_trials", "multivariate", "constant_liar")}
+
+
+class _FlakyStorage(optuna.storages.InMemoryStorage):
+    """A storage whose first ``failures`` heartbeat writes fail, as a database hiccup would."""
+
+    def __init__(self, failures: int):
+        super().__init__()
+        self.failures = failures
+
+    def set_trial_user_attr(self, trial_id, key, value):
+        if key == "heartbeat" and self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("database hiccup")
+        super().set_trial_user_attr(trial_id, key, value)
+
+
+def test_the_heartbeat_survives_transient_storage_errors(caplog):
+    study = optuna.create_study(storage=_FlakyStorage(failures=2), direction="maximize")
+    trial = study.ask()
+    with caplog.at_level(logging.WARNING, logger="spikeode.hpo"), hpo._Heartbeat(trial, 0.01):
+        deadline = time.monotonic() + 10
+        while "heartbeat" not in study.trials[0].user_attrs and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "heartbeat" in study.trials[0].user_attrs  # it kept beating after the errors
+    assert sum("database hiccup" in r.getMessage() for r in caplog.records) == 2
+    beat = hpo._Heartbeat(trial, 0.01).__enter__()
+    study.tell(trial, 1.0)  # a finished trial ends the beating on its own
+    beat._thread.join(timeout=5)
+    assert not beat._thread.is_alive()
+
+
+def test_the_result_file_is_written_under_a_lock(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_int("seed", 0, 999) / 1000, n_trials=1)
+    out = tmp_path / "hpo.nc"
+    writer = threading.Thread(target=hpo.write_study, args=(study, out), kwargs={"space": SPACE, "base": BASE})
+    with FileLock(tmp_path / ".hpo.nc.lock"):  # another worker writing
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive() and not out.exists()
+    writer.join(30)
+    assert out.exists()
+
+
+def test_only_public_optuna_api_and_no_unix_only_lock():
+    assert re.findall(r"\._(?:storage|trial_id|study_id)\b|optuna\._|\bfcntl\b", inspect.getsource(hpo)) == []
+
+
 # --- stale trials -------------------------------------------------------------------------------
 def test_trials_of_dead_workers_are_failed(tmp_path):
-    study = optuna.create_study(storage=hpo.open_storage(tmp_path / "s.log"), study_name="s", direction="maximize")
+    storage = hpo.open_storage(tmp_path / "s.log")
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     dead = subprocess.Popen(["true"])
     dead.wait()
     me = hpo.worker_identity()
@@ -203,18 +344,22 @@ def test_trials_of_dead_workers_are_failed(tmp_path):
     mine = study.ask()  # this process: alive
     for k, v in me.items():
         mine.set_user_attr(k, v)
-    assert sorted(hpo.fail_stale_trials(study, grace_period=300)) == [gone.number, silent.number]
+    assert sorted(hpo.fail_stale_trials(study, storage, grace_period=300)) == [gone.number, silent.number]
     states = {t.number: t.state.name for t in study.trials}
     assert states == {0: "FAIL", 1: "FAIL", 2: "RUNNING", 3: "RUNNING"}
     assert "gone" in study.trials[0].user_attrs["failed_because"]
-    assert hpo.fail_stale_trials(study, grace_period=300) == []
+    assert hpo.fail_stale_trials(study, storage, grace_period=300) == []
 
 
 # --- storages and workers -----------------------------------------------------------------------
 def test_two_sequential_invocations_continue_one_journal_study(tmp_path, env, space_file, capsys):
+    """A budget of 2, raised to 4: the second invocation adds 2; a third, on the finished study, starts none."""
     storage, out = tmp_path / "study.log", tmp_path / "hpo.nc"
-    outputs = [_wait_all([_worker(_hpo_args(storage, "seq", out, space_file), env, tmp_path)])[0] for _ in range(2)]
-    assert sum(line.startswith("trial ") and " complete: " in line for line in "".join(outputs).splitlines()) == 4
+    outputs = [_wait_all([_worker(_hpo_args(storage, "seq", out, space_file, trials=n), env, tmp_path)])[0]
+               for n in (2, 4, 4)]
+    started = [sum(line.startswith("trial ") and " complete: " in line for line in o.splitlines()) for o in outputs]
+    assert started == [2, 2, 0], outputs[-1]
+    assert "4 of 4 budgeted trials used, none started" in outputs[-1]
     study = optuna.load_study(study_name="seq", storage=hpo.open_storage(storage))  # Optuna's own API reads it
     _check_study(study, out, 4)
     assert sorted(p.name for p in (tmp_path / "hpo_runs").glob("trial_*")) == [f"trial_{i}" for i in range(4)]
@@ -235,7 +380,7 @@ def test_two_sequential_invocations_continue_one_journal_study(tmp_path, env, sp
 
 def test_two_concurrent_workers_on_one_journal_file(tmp_path, env, space_file):
     storage, out = tmp_path / "study.log", tmp_path / "hpo.nc"
-    _wait_all([_worker(_hpo_args(storage, "par", out, space_file), env, tmp_path) for _ in range(2)])
+    _wait_all([_worker(_hpo_args(storage, "par", out, space_file, trials=4), env, tmp_path) for _ in range(2)])
     _check_study(optuna.load_study(study_name="par", storage=hpo.open_storage(storage)), out, 4)
 
 
@@ -297,7 +442,7 @@ def postgres_url():
 
 def test_two_concurrent_workers_on_one_postgresql_database(tmp_path, env, space_file, postgres_url):
     out = tmp_path / "hpo.nc"
-    _wait_all([_worker(_hpo_args(postgres_url, "pg", out, space_file), env, tmp_path) for _ in range(2)])
+    _wait_all([_worker(_hpo_args(postgres_url, "pg", out, space_file, trials=4), env, tmp_path) for _ in range(2)])
     # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; spikeode picks the installed driver, here explicit
     study = optuna.load_study(study_name="pg", storage=postgres_url.replace("postgresql://", "postgresql+psycopg2://"))
     _check_study(study, out, 4)

@@ -1,4 +1,4 @@
-"""XLA CPU code-generation defaults for event loops, applied once at import (opt out: ``SPIKEODE_XLA_DEFAULTS=0``).
+"""XLA CPU code-generation defaults for event loops: an explicit call, made by the CLI and the study scripts.
 
 An event loop runs thousands of tiny steps; on CPU its cost is the code XLA emits per step.
 XLA's newer "fusion emitters" (default in jaxlib 0.10) make that code slower and much larger to
@@ -6,21 +6,23 @@ compile for these programs. Measured on the ``shd`` benchmark (2-core CPU, float
 jaxlib 0.10.2): fwd+grad 107 -> 178 samples/s, compile 5.7 -> 3.9 s, peak RSS 749 -> 371 MiB (the
 forward alone is unchanged, 1029 vs 1027 samples/s).
 
-The flag only changes how XLA generates CPU code, never what it computes. It is added to
-``XLA_FLAGS`` unless the user set that flag already, opted out, or JAX's backends are already
-initialised (then XLA has read its flags and nothing changes); ``applied()`` tells which.
+The flag only changes how XLA generates CPU code, never what it computes. ``import spikeode`` does not
+set it; :func:`use_fast_cpu_defaults` does, and must run before the first JAX computation (XLA reads
+``XLA_FLAGS`` once, when its CPU backend starts; a later call changes nothing and cannot tell).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-__all__ = ["CPU_FLAGS", "apply_defaults", "applied"]
+__all__ = ["CPU_FLAGS", "use_fast_cpu_defaults"]
 
 #: Added to ``XLA_FLAGS``; only for jaxlib versions where it was measured (it exists there).
 CPU_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
 _MEASURED_FROM = (0, 10)
-_state = {"applied": False, "reason": "not attempted"}
+#: Set to ``0`` to make :func:`use_fast_cpu_defaults` do nothing (e.g. to measure without the flag).
+OPT_OUT = "SPIKEODE_XLA_DEFAULTS"
 
 
 def _jaxlib_version() -> tuple[int, int]:
@@ -33,30 +35,28 @@ def _jaxlib_version() -> tuple[int, int]:
         return (0, 0)
 
 
-def apply_defaults() -> bool:
-    """Add ``CPU_FLAGS`` to ``XLA_FLAGS`` when it is still possible and wanted; returns whether it did."""
-    if os.environ.get("SPIKEODE_XLA_DEFAULTS", "1") == "0":
-        _state.update(applied=False, reason="SPIKEODE_XLA_DEFAULTS=0")
-        return False
-    if _jaxlib_version() < _MEASURED_FROM:
-        _state.update(applied=False, reason=f"jaxlib older than {'.'.join(map(str, _MEASURED_FROM))}")
-        return False
-    try:
-        from jax._src import xla_bridge
+def use_fast_cpu_defaults() -> bool:
+    """Add ``CPU_FLAGS`` to ``XLA_FLAGS`` (faster, smaller CPU code for event loops); returns whether it did.
 
-        if xla_bridge.backends_are_initialized():
-            _state.update(applied=False, reason="JAX backends were initialised before spikeode was imported")
-            return False
-    except (ImportError, AttributeError):
-        pass
+    Call it first thing in a script, before any JAX computation::
+
+        import spikeode
+        spikeode.use_fast_cpu_defaults()
+
+    Nothing is added when ``SPIKEODE_XLA_DEFAULTS=0``, when jaxlib predates the measurement, or when
+    ``XLA_FLAGS`` names the flag already (the user's value wins). A warning is issued when JAX is already
+    imported: the flag then takes effect only if no JAX computation has run yet.
+    """
+    if os.environ.get(OPT_OUT, "1") == "0" or _jaxlib_version() < _MEASURED_FROM:
+        return False
     current = os.environ.get("XLA_FLAGS", "")
     missing = [f for f in CPU_FLAGS if f.split("=")[0] not in current]
-    if missing:
-        os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
-    _state.update(applied=bool(missing), reason="set" if missing else "XLA_FLAGS already sets it")
-    return bool(missing)
+    if not missing:
+        return False
+    if "jax" in sys.modules:
+        import warnings
 
-
-def applied() -> tuple[bool, str]:
-    """``(applied, reason)`` of the import-time ``apply_defaults()`` call."""
-    return _state["applied"], _state["reason"]
+        warnings.warn("spikeode.use_fast_cpu_defaults() called after JAX was imported: XLA_FLAGS takes effect "
+                      "only if no JAX computation has run yet; call it before importing JAX", stacklevel=2)
+    os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
+    return True

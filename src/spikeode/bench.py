@@ -202,10 +202,9 @@ def time_calls(fn, args, repeats: int) -> tuple[float, float, object]:
 
 def run_local(cfg: RunConfig) -> dict:
     """Measure one run in this process (use ``run_in_subprocess`` for a clean peak-RSS figure)."""
-    import jax
+    from .precision import ensure_precision
 
-    if cfg.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
+    ensure_precision(cfg.dtype)
     fn, args = make_step(cfg)
     first, steady, out = time_calls(fn, args, cfg.repeats)
     (_, (activity, _)) = out if cfg.mode == "fwd" else out[0]

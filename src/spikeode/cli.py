@@ -1,4 +1,8 @@
-"""The ``spikeode`` command: one entry point, one module per subcommand in ``spikeode.commands``."""
+"""The ``spikeode`` command: one entry point, one module per subcommand in ``spikeode.commands``.
+
+``main`` applies :func:`spikeode.use_fast_cpu_defaults` before anything else, so every subcommand runs
+with the measured XLA CPU defaults (``SPIKEODE_XLA_DEFAULTS=0`` opts out).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import importlib
 import pkgutil
 import sys
 
-from . import __version__, commands
+from . import __version__, commands, use_fast_cpu_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_fast_cpu_defaults()  # before any subcommand imports JAX or computes
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

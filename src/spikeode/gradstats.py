@@ -7,9 +7,38 @@ minibatch ``i`` the minibatch loss ``L_i`` is the run's training loss (``train.m
 ``g_i = grad L_i(theta)`` its gradient with respect to the trainable weights (``net.weights``, the
 recurrent weights and the voltage readout's weights when present; neuron parameters are held fixed).
 
-Definitions (each variable's ``description`` attribute repeats its own):
+Definitions: :data:`DEFINITIONS` (each variable's ``description`` attribute repeats its own; combined
+Datasets carry all of them as attribute ``definitions``).
 
-Layers.  Layer ``l`` is the block ``g_{i,l}`` of the incoming weights of spiking layer ``l`` (named
+Cost per checkpoint: ``B + 2 probes`` minibatch gradients (at theta, with pseudospikes switched, after
+the ``s = 1`` step) and ``len(step_scales) probes`` minibatch losses (forward passes only: the other scales, and ``theta -
+delta(1)``), each
+kind through one compiled function per run configuration (``jax.lax.map`` over minibatches, ``chunk`` of
+them vmapped at once). With ``B = 16`` and 4 probes that is 24 gradients and 12 losses: measured at
+1.07x the time of 20 training steps of the same run (synthetic QIF run, float32, batch 32, steady state).
+
+Across runs, ``combine_gradstats`` puts per-checkpoint Datasets on dims
+``(neuron_model, seed, epoch, layer[, step_scale])``; combinations with no checkpoint are NaN.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .results import provenance_attrs, variable
+
+#: What every statistic means (stored as attribute ``definitions``; a constant, not the docstring, so that
+#: ``python -OO`` keeps it).
+DEFINITIONS = """Layers.  Layer ``l`` is the block ``g_{i,l}`` of the incoming weights of spiking layer ``l`` (named
 ``hidden1, ..., output`` as in ``run.nc``; ``readout`` for the voltage readout's weights); ``all`` is the
 whole trainable vector, every block concatenated.
 
@@ -59,32 +88,7 @@ Finite-difference agreement at the scale of one step (``s = 1``, ``h_i = ||delta
   (agrees in sign with the gradient).
 Also ``loss`` (``(1/B) sum_i L_i(theta)``) and ``problems`` (samples with an exhausted event budget,
 slot overflow or failed solve, summed over the ``B`` minibatches at ``theta``).
-
-Cost per checkpoint: ``B + 2 probes`` minibatch gradients (at theta, with pseudospikes switched, after
-the ``s = 1`` step) and ``len(step_scales) probes`` minibatch losses (forward passes only: the other scales, and ``theta -
-delta(1)``), each
-kind through one compiled function per run configuration (``jax.lax.map`` over minibatches, ``chunk`` of
-them vmapped at once). With ``B = 16`` and 4 probes that is 24 gradients and 12 losses: measured at
-1.07x the time of 20 training steps of the same run (synthetic QIF run, float32, batch 32, steady state).
-
-Across runs, ``combine_gradstats`` puts per-checkpoint Datasets on dims
-``(neuron_model, seed, epoch, layer[, step_scale])``; combinations with no checkpoint are NaN.
 """
-
-from __future__ import annotations
-
-import glob as _glob
-import json
-import math
-import time
-import warnings
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-
-import numpy as np
-import xarray as xr
-
-from .results import provenance_attrs, variable
 
 __all__ = [
     "DEFAULT_STEP_SCALES",
@@ -493,6 +497,7 @@ def run_gradstats(run_dirs: Sequence[str | Path], *, n_batches: int = 16, seed: 
                   step_kind: str = "auto", chunk: int = 4, probes: int = DEFAULT_PROBES,
                   progress: bool = True) -> xr.Dataset:
     """Statistics of the selected epochs of every run, combined (``combine_gradstats``) with provenance attrs."""
+    from .precision import ensure_precision
     from .train import load_data, load_model
 
     parts, configs = [], {}
@@ -500,10 +505,7 @@ def run_gradstats(run_dirs: Sequence[str | Path], *, n_batches: int = 16, seed: 
     for run_dir in expand_runs(run_dirs):
         epochs_here = select_epochs(_stored_epochs(run_dir), epochs, every)
         model, config = load_model(run_dir)
-        if config.dtype == "float64":
-            import jax
-
-            jax.config.update("jax_enable_x64", True)
+        ensure_precision(config.dtype)
         data_key = json.dumps({k: getattr(config, k) for k in ("data", "T", "k_in", "pool", "train_samples",
                                                                 "test_samples", "validation_fraction", "seed",
                                                                 "dtype")}, default=str)
@@ -580,8 +582,7 @@ def combine_gradstats(parts: Sequence[xr.Dataset], *, options: dict | None = Non
     options = dict(options or {})
     options.setdefault("n_batches", int(template.attrs.get("n_batches", -1)))
     ds.attrs.update(provenance_attrs("spikeode gradient statistics across runs", options, seed))
-    ds.attrs["definitions"] = __doc__.split("Definitions (each variable's ``description`` attribute repeats its own):")[-1].split(
-        "Cost per checkpoint")[0].strip()
+    ds.attrs["definitions"] = DEFINITIONS.strip()
     return ds
 
 

@@ -19,6 +19,10 @@ A user's space (JSON or TOML file of the same form) replaces the built-in one. T
 validation accuracy of the **final** epoch (a split carved from train, ``validation_fraction``, seeded; the
 test split is never used to choose): it is what ``spikeode train --config`` on the winner's configuration
 reproduces and what the kept checkpoint holds. The final test accuracy is stored as a user attribute.
+
+The budget (``n_trials``, ``--trials``) is the study's total, whatever the trials' fates: complete, pruned
+and failed trials all count, so two models searched with the same budget get the same number of trials,
+and a rerun of a finished study starts none (``BUDGET_RULE`` has the details, ``hpo.nc`` records it).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import os
 import socket
 import threading
 import time
+import logging
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -40,13 +45,17 @@ from pathlib import Path
 import numpy as np
 import optuna
 import xarray as xr
+from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from .neurons import resolve_neuron_class
 from .results import provenance_attrs, read_dataset, variable, write_dataset
 from .train import TrainConfig, load_data, train
 
+_log = logging.getLogger(__name__)
+
 __all__ = [
+    "BUDGET_RULE",
     "SEARCH_SPACES",
     "TrialSeededSampler",
     "apply_params",
@@ -59,6 +68,7 @@ __all__ = [
     "run_search",
     "study_dataset",
     "suggest",
+    "trials_used",
     "validate_space",
 ]
 
@@ -382,22 +392,33 @@ def _postgres_driver(url: str) -> str:
     return url
 
 
+#: TPE options of every search (``TrialSeededSampler.settings`` records them with the rest).
+TPE_OPTIONS = {"multivariate": True, "constant_liar": True}
+
+
 class TrialSeededSampler(optuna.samplers.BaseSampler):
-    """A sampler made afresh for every trial with seed ``(seed, trial number)``.
+    """A TPE sampler made afresh for every trial with seed ``seed * 1000003 + trial number``.
 
     Reproducible (a trial's proposal depends only on the seed, its number and the finished history) and
     safe with many workers: concurrent workers do not draw the same random start-up proposals, as they
-    would with one identically seeded sampler per process.
+    would with one identically seeded sampler per process. The first ``n_startup_trials`` trials are
+    random; TPE proposes the rest. :meth:`settings` is what ``hpo.nc`` records, and what the TPE sampler
+    of every trial is built from.
     """
 
-    def __init__(self, seed: int = 0, factory: Callable[[int], optuna.samplers.BaseSampler] | None = None):
-        self.seed = int(seed)
-        self._factory = factory or tpe_sampler
+    def __init__(self, seed: int = 0, n_startup_trials: int = 10):
+        if n_startup_trials < 0:
+            raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}")
+        self.seed, self.n_startup_trials = int(seed), int(n_startup_trials)
         self._current: tuple[int, optuna.samplers.BaseSampler] | None = None
+
+    def settings(self) -> dict:
+        return {"sampler": "TPESampler", **TPE_OPTIONS, "n_startup_trials": self.n_startup_trials,
+                "seed": self.seed, "seeding": "per trial: seed * 1000003 + trial number"}
 
     def _for(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         if self._current is None or self._current[0] != trial.number:
-            self._current = (trial.number, self._factory(self.seed * 1_000_003 + trial.number))
+            self._current = (trial.number, tpe_sampler(self.seed * 1_000_003 + trial.number, self.n_startup_trials))
         return self._current[1]
 
     def infer_relative_search_space(self, study, trial):
@@ -419,15 +440,10 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         pass
 
 
-def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
+def tpe_sampler(seed: int, n_startup_trials: int = 10) -> optuna.samplers.TPESampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-
-
-def sampler_settings(seed: int) -> dict:
-    return {"sampler": "TPESampler", "multivariate": True, "constant_liar": True, "seed": seed,
-            "seeding": "per trial: seed * 1000003 + trial number", "n_startup_trials": 10}
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, **TPE_OPTIONS)
 
 
 def make_pruner(name: str = "median", startup_trials: int = 3) -> optuna.pruners.BasePruner:
@@ -438,7 +454,8 @@ def make_pruner(name: str = "median", startup_trials: int = 3) -> optuna.pruners
     raise ValueError(f"unknown pruner {name!r}: use median or none")
 
 
-def open_study(storage, study_name: str, space: Mapping, base: TrainConfig, *, seed: int = 0,
+def open_study(storage, study_name: str, space: Mapping, base: TrainConfig, *,
+               sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Create the study, or load it and check it was made with the same space and fixed settings.
 
@@ -447,7 +464,7 @@ def open_study(storage, study_name: str, space: Mapping, base: TrainConfig, *, s
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, study_name=study_name, direction=DIRECTION, load_if_exists=True,
-                                sampler=TrialSeededSampler(seed), pruner=pruner or make_pruner())
+                                sampler=sampler or TrialSeededSampler(), pruner=pruner or make_pruner())
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise ValueError(f"study {study_name!r} exists and does not maximise; choose another --study-name")
     mine = {"search_space": space_json(space), "fixed_config": json.dumps(_fixed(base), sort_keys=True)}
@@ -509,8 +526,9 @@ def worker_identity() -> dict:
             "worker_proc_start": _proc_start(pid)}
 
 
-def fail_stale_trials(study: optuna.Study, grace_period: float, *, use_heartbeat: bool = True) -> list[int]:
-    """Mark RUNNING trials of dead workers as FAIL; returns their numbers.
+def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, grace_period: float, *,
+                      use_heartbeat: bool = True) -> list[int]:
+    """Mark RUNNING trials of dead workers as FAIL (through ``storage``, the study's); returns their numbers.
 
     A RUNNING trial is stale if (a) it was started on this machine (same host name and boot id) by a
     process that no longer exists (pid gone, or reused: other start time), or (b) ``use_heartbeat`` and its
@@ -518,7 +536,7 @@ def fail_stale_trials(study: optuna.Study, grace_period: float, *, use_heartbeat
     start time) is older than ``grace_period`` seconds -- a worker on another machine that died.
     """
     me = worker_identity()
-    storage = study._storage
+    study_id = storage.get_study_id_from_name(study.study_name)
     now = time.time()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -538,8 +556,9 @@ def fail_stale_trials(study: optuna.Study, grace_period: float, *, use_heartbeat
         if reason is None:
             continue
         try:
-            storage.set_trial_user_attr(t._trial_id, "failed_because", reason)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            storage.set_trial_user_attr(trial_id, "failed_because", reason)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
             failed.append(t.number)
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, KeyError):
             pass  # another worker finished or failed it first
@@ -547,19 +566,32 @@ def fail_stale_trials(study: optuna.Study, grace_period: float, *, use_heartbeat
 
 
 class _Heartbeat:
-    """Writes user attr ``heartbeat`` (unix time) of a running trial every ``interval`` seconds."""
+    """Writes user attr ``heartbeat`` (unix time) of a running trial every ``interval`` seconds until stopped.
 
-    def __init__(self, storage, trial_id: int, interval: float):
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+    A failed write (a database or file-system hiccup) is logged and retried at the next beat, so one error
+    does not let another worker fail a live trial (it waits ``grace_period``, several beats). The thread
+    ends when stopped or when the trial is finished (e.g. failed by another worker).
+    """
+
+    def __init__(self, trial: optuna.Trial, interval: float):
+        self._trial, self._interval = trial, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="spikeode-hpo-heartbeat")
 
+    def _beat(self) -> bool:
+        """Write one heartbeat; ``False`` when the trial is finished and beating is over."""
+        try:
+            self._trial.set_user_attr("heartbeat", time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        except Exception as err:  # noqa: BLE001 - any storage error: keep the live trial beating
+            _log.warning("trial %d: heartbeat not written (%s: %s); retrying in %g s", self._trial.number,
+                         type(err).__name__, err, self._interval)
+        return True
+
     def _run(self):
-        while not self._stop.wait(self._interval):
-            try:
-                self._storage.set_trial_user_attr(self._trial_id, "heartbeat", time.time())
-            except Exception:  # noqa: BLE001 - the trial finished or was failed meanwhile
-                return
+        while not self._stop.wait(self._interval) and self._beat():
+            pass
 
     def __enter__(self):
         self._thread.start()
@@ -603,8 +635,7 @@ def _summary(history: xr.Dataset) -> dict:
         "validation_accuracy": float(val[-1]),
         "best_validation_accuracy": float(np.nanmax(val)),
         "best_epoch": int(trained.epoch.values[int(np.nanargmax(val))]),
-        "test_accuracy": float(trained.test_accuracy.values[-1]),
-        "test_accuracy_real": float(trained.test_accuracy_real.values[-1]),
+        **{name: float(trained[name].values[-1]) for name in trained.data_vars if name.startswith("test_accuracy")},
     }
 
 
@@ -615,7 +646,6 @@ def make_objective(base: TrainConfig, space: Mapping, runs_dir: Path, *, data_ca
     identity = worker_identity()
 
     def objective(trial: optuna.Trial) -> float:
-        storage, trial_id = trial.study._storage, trial._trial_id
         for key, value in {**identity, "heartbeat": time.time()}.items():
             trial.set_user_attr(key, value)
         params = suggest(trial, space)
@@ -632,7 +662,7 @@ def make_objective(base: TrainConfig, space: Mapping, runs_dir: Path, *, data_ca
             if epoch < config.epochs and trial.should_prune():  # never prune a finished run
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
-        beat = _Heartbeat(storage, trial_id, heartbeat_interval) if heartbeat_interval else contextlib.nullcontext()
+        beat = _Heartbeat(trial, heartbeat_interval) if heartbeat_interval else contextlib.nullcontext()
         try:
             with beat, open(os.devnull, "w") as devnull:
                 # train's per-epoch lines only with progress: one line per trial otherwise
@@ -662,8 +692,9 @@ def _is_number(v) -> bool:
 
 def study_dataset(study: optuna.Study, *, space: Mapping | None = None, base: TrainConfig | None = None,
                   extra_attrs: Mapping | None = None) -> xr.Dataset:
-    """Every finished trial (complete, pruned, failed) of ``study`` as a Dataset with dim ``trial``."""
-    trials = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()), key=lambda t: t.number)
+    """Every finished trial (complete, pruned, failed; not the unrun over-budget ones) as a Dataset, dim ``trial``."""
+    trials = sorted((t for t in study.get_trials(deepcopy=False)
+                     if t.state.is_finished() and not t.user_attrs.get(OVER_BUDGET, False)), key=lambda t: t.number)
     attrs = study.user_attrs
     space = space if space is not None else json.loads(attrs.get("search_space", "{}"))
     fixed = base.to_dict() if base is not None else json.loads(attrs.get("fixed_config", "{}"))
@@ -721,19 +752,13 @@ def study_dataset(study: optuna.Study, *, space: Mapping | None = None, base: Tr
 
 def write_study(study: optuna.Study, out: str | Path, **kwargs) -> Path | None:
     """Rewrite ``out`` atomically from the storage (under a lock file, so the last writer has every trial)."""
-    import fcntl
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            ds = study_dataset(study, **kwargs)
-            if ds.sizes["trial"] == 0:
-                return None
-            return write_dataset(ds, out)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(out.parent / f".{out.name}.lock"):
+        ds = study_dataset(study, **kwargs)
+        if ds.sizes["trial"] == 0:
+            return None
+        return write_dataset(ds, out)
 
 
 def best_config(storage, study_name: str) -> dict:
@@ -756,13 +781,48 @@ def format_params(params: Mapping) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def run_search(base: TrainConfig, space: Mapping, *, storage: str | Path, study_name: str, n_trials: int,
-               out: str | Path, runs_dir: str | Path | None = None, seed: int = 0, pruner: str = "median",
-               pruner_startup_trials: int = 3, heartbeat_interval: int = 60, grace_period: int = 240,
-               progress: bool = False, echo: Callable[[str], None] = print) -> optuna.Study:
-    """Validate, open the study, fail stale trials, then run ``n_trials`` more trials in this process.
+# ---------------------------------------------------------------------------------------------------
+# The budget
+OVER_BUDGET = "over_budget"
+BUDGET_RULE = ("the study's trials, in every state (complete, pruned, failed; running ones of live workers too), "
+               "count toward --trials; a running trial of a dead worker is failed and counts; a trial a worker "
+               "starts after the budget is used up (a race between workers) is failed unrun, marked "
+               "'over_budget', and neither counts nor appears in hpo.nc; a rerun of a finished study starts none")
 
-    Everything that can be wrong with the input (space, storage, study) raises before the first trial.
+
+class _OverBudget(Exception):
+    """The trial lost the race for the last budget slot to another worker; it fails without running."""
+
+
+def trials_used(study: optuna.Study) -> int:
+    """The trials that count toward the budget (``BUDGET_RULE``): all but those refused as over budget."""
+    return sum(not t.user_attrs.get(OVER_BUDGET, False) for t in study.get_trials(deepcopy=False))
+
+
+def _claim_budget_slot(study: optuna.Study, trial: optuna.Trial, budget: int) -> None:
+    """Raise ``_OverBudget`` if ``budget`` counted trials precede ``trial``.
+
+    Trial numbers are assigned atomically by the storage, so of two workers that both saw one free slot,
+    the one with the higher number sees the other's trial here and gives its slot up.
+    """
+    before = sum(t.number < trial.number and not t.user_attrs.get(OVER_BUDGET, False)
+                 for t in study.get_trials(deepcopy=False))
+    if before >= budget:
+        trial.set_user_attr(OVER_BUDGET, True)
+        raise _OverBudget(f"the budget of {budget} trials was used up by other workers; trial {trial.number} "
+                          f"not run")
+
+
+def run_search(base: TrainConfig, space: Mapping, *, storage: str | Path, study_name: str, n_trials: int,
+               out: str | Path, runs_dir: str | Path | None = None, seed: int = 0, sampler_startup_trials: int = 10,
+               pruner: str = "median", pruner_startup_trials: int = 3, heartbeat_interval: int = 60,
+               grace_period: int = 240, progress: bool = False,
+               echo: Callable[[str], None] = print) -> optuna.Study:
+    """Validate, open the study, fail stale trials, then run trials until the study holds ``n_trials``.
+
+    ``n_trials`` is the study's whole budget, shared by every worker (see ``BUDGET_RULE``): a rerun of a
+    finished study starts no trial. Everything that can be wrong with the input (space, storage, study)
+    raises before the first trial.
     """
     if not base.validation_fraction > 0:
         raise ValueError("hyperparameter search needs a validation split: set validation_fraction > 0 "
@@ -774,41 +834,62 @@ def run_search(base: TrainConfig, space: Mapping, *, storage: str | Path, study_
     runs_dir = Path(runs_dir) if runs_dir is not None else out.parent / f"{out.stem}_runs"
     rdb = is_rdb_url(str(storage))
     store = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    study = open_study(store, study_name, space, base, seed=seed, pruner=make_pruner(pruner, pruner_startup_trials))
+    sampler = TrialSeededSampler(seed, sampler_startup_trials)
+    study = open_study(store, study_name, space, base, sampler=sampler,
+                       pruner=make_pruner(pruner, pruner_startup_trials))
     _claim_runs_dir(runs_dir, study_name, str(storage))
-    extra = {"sampler_json": json.dumps(sampler_settings(seed)),
+    extra = {"sampler_json": json.dumps(sampler.settings()),
              "pruner_json": json.dumps({"pruner": pruner, "n_startup_trials": pruner_startup_trials,
                                         "n_warmup_steps": 0, "reported": "validation accuracy per epoch"}),
              "storage": redact(str(storage)),
+             "trial_budget": n_trials,
+             "budget_rule": BUDGET_RULE,
              "stale_trial_rule": f"RUNNING trial failed when its worker pid is gone (same host and boot) or, "
                                  f"{'via Optuna RDB heartbeat' if rdb else 'via heartbeat user attr'}, silent "
                                  f"for more than {grace_period} s"}
-    for number in fail_stale_trials(study, grace_period, use_heartbeat=not rdb):
+    for number in fail_stale_trials(study, store, grace_period, use_heartbeat=not rdb):
         echo(f"trial {number}: marked FAIL (its worker is gone)")
     objective = make_objective(base, space, runs_dir, heartbeat_interval=None if rdb else heartbeat_interval,
                                progress=progress)
 
+    def within_budget(trial: optuna.Trial) -> float:
+        _claim_budget_slot(study, trial, n_trials)
+        return objective(trial)
+
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         write_study(study, out, space=space, base=base, extra_attrs=extra)
-        try:
-            best = study.best_trial
-            best_text = f"{best.value:.4f} (trial {best.number})"
-        except ValueError:
-            best_text = "none yet"
-        value = "-" if trial.value is None else f"{trial.value:.4f}"
-        test = trial.user_attrs.get("test_accuracy")
-        test_text = "-" if test is None else f"{test:.4f}"
-        echo(f"trial {trial.number} {trial.state.name.lower()}: value {value} | best {best_text} | test {test_text} "
-             f"| {trial.duration.total_seconds() if trial.duration else float('nan'):.1f} s | "
-             f"{format_params(trial.params)}")
+        echo(_trial_line(study, trial))
 
-    def stale_check(study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_stale_trials(study, grace_period, use_heartbeat=not rdb)
+    def stale_check_and_budget(study: optuna.Study, trial: FrozenTrial) -> None:
+        fail_stale_trials(study, store, grace_period, use_heartbeat=not rdb)
+        if trials_used(study) >= n_trials:
+            study.stop()
 
-    if n_trials:
-        study.optimize(objective, n_trials=n_trials, callbacks=[after_trial, stale_check], gc_after_trial=True)
+    used = trials_used(study)
+    if used < n_trials:
+        study.optimize(within_budget, callbacks=[after_trial, stale_check_and_budget], catch=(_OverBudget,),
+                       gc_after_trial=True)
+    else:
+        echo(f"study {study_name!r}: {used} of {n_trials} budgeted trials used, none started")
     write_study(study, out, space=space, base=base, extra_attrs=extra)
     return study
+
+
+def _trial_line(study: optuna.Study, trial: FrozenTrial) -> str:
+    """One line per finished trial: state, value, best so far, test accuracy, duration, parameters."""
+    if trial.user_attrs.get(OVER_BUDGET):
+        return f"trial {trial.number} not run: the budget was used up by other workers"
+    try:
+        best = study.best_trial
+        best_text = f"{best.value:.4f} (trial {best.number})"
+    except ValueError:
+        best_text = "none yet"
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    test = trial.user_attrs.get("test_accuracy")
+    test_text = "-" if test is None else f"{test:.4f}"
+    return (f"trial {trial.number} {trial.state.name.lower()}: value {value} | best {best_text} | test {test_text} "
+            f"| {trial.duration.total_seconds() if trial.duration else float('nan'):.1f} s | "
+            f"{format_params(trial.params)}")
 
 
 def _claim_runs_dir(runs_dir: Path, study_name: str, storage: str) -> None:

@@ -17,9 +17,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import jax
+    from ..precision import ensure_precision
 
-    jax.config.update("jax_enable_x64", True)
+    ensure_precision("float64")
     from ..check import format_rows, run_check
 
     rows = run_check(args.neuron, seed=args.seed)

@@ -1,7 +1,7 @@
 """``spikeode gradstats``: gradient statistics (SNR, cosine similarity, silent pathways, predictiveness)
 of trained runs over training, combined into one netCDF file with dims (neuron_model, seed, epoch, layer).
 
-Definitions: the docstring of ``spikeode.gradstats`` and each variable's ``description`` attribute.
+Definitions: ``spikeode.gradstats.DEFINITIONS`` and each variable's ``description`` attribute.
 """
 
 from __future__ import annotations

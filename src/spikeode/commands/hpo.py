@@ -9,6 +9,10 @@ Storage: a journal file (``--storage study.log``) or a database URL (``sqlite://
 same ``--storage`` and ``--study-name``. A restarted worker continues the study; trials left RUNNING by a
 dead worker are marked FAIL. ``--out`` (netCDF, dim ``trial``) is rewritten after every finished trial.
 
+``--trials N`` is the study's whole budget, shared by all workers: each worker starts trials until the study
+holds N, counting every trial (complete, pruned, failed, and running ones of live workers). A rerun of a
+finished study starts none; raise ``--trials`` to extend it.
+
     spikeode hpo --neuron lif --trials 20 --storage lif.log --study-name lif --out lif_hpo.nc --epochs 4
     spikeode hpo --best lif --storage lif.log > best.json && spikeode train --config best.json --out best
 """
@@ -30,13 +34,16 @@ def register(subparsers) -> None:
     p.add_argument("--storage", default=None, help="journal file path (default kind) or DB URL (sqlite:///, "
                                                     "postgresql://) shared by all workers")
     p.add_argument("--study-name", default=None, help="study name (required for a search)")
-    p.add_argument("--trials", type=int, default=None, help="run this many more trials in this process")
+    p.add_argument("--trials", type=int, default=None,
+                   help="the study's total trial budget, shared by all workers; every trial counts (complete, "
+                        "pruned, failed, running)")
     p.add_argument("--out", type=Path, default=None, help="result file (netCDF), rewritten after every trial")
     p.add_argument("--space", type=Path, default=None, help="search space file (JSON or TOML), replaces the "
                                                             "built-in space of the model")
     p.add_argument("--runs-dir", type=Path, default=None, help="trial run directories trial_<number>/ "
                                                                "(default: <out stem>_runs next to --out)")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (per trial: seed, number)")
+    p.add_argument("--sampler-startup-trials", type=int, default=10, help="random trials before TPE proposes")
     p.add_argument("--pruner", default="median", choices=["median", "none"], help="pruner on validation accuracy")
     p.add_argument("--pruner-startup-trials", type=int, default=3, help="trials before the pruner acts")
     p.add_argument("--heartbeat", type=int, default=60, help="seconds between heartbeats of a running trial")
@@ -94,16 +101,13 @@ def run(args: argparse.Namespace) -> int:
     if dropped:
         space = {k: v for k, v in space.items() if k not in dropped}
         print(f"spikeode hpo: {dropped} fixed by their flags, not searched", flush=True)
-    import jax
-
-    if base.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
     signal.signal(signal.SIGTERM, _terminate)  # a terminated worker fails its trial cleanly
     study = hpo.run_search(base, space, storage=args.storage, study_name=args.study_name, n_trials=args.trials,
-                           out=args.out, runs_dir=args.runs_dir, seed=args.sampler_seed, pruner=args.pruner,
+                           out=args.out, runs_dir=args.runs_dir, seed=args.sampler_seed,
+                           sampler_startup_trials=args.sampler_startup_trials, pruner=args.pruner,
                            pruner_startup_trials=args.pruner_startup_trials, heartbeat_interval=args.heartbeat,
                            grace_period=args.grace, progress=args.progress,
                            echo=lambda line: print(line, flush=True))
-    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-    print(f"study {args.study_name!r}: {finished} finished trials; results in {args.out}", flush=True)
+    print(f"study {args.study_name!r}: {hpo.trials_used(study)} of {args.trials} budgeted trials used; results in "
+          f"{args.out}", flush=True)
     return 0

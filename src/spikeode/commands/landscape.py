@@ -41,10 +41,9 @@ def run(args: argparse.Namespace) -> int:
     meta = json.loads((args.run / "checkpoint.json").read_text()) if (args.run / "checkpoint.json").exists() else None
     if meta is None:
         raise FileNotFoundError(f"no checkpoint in {args.run}")
-    if meta["config"].get("dtype") == "float64":
-        import jax
+    from ..precision import ensure_precision
 
-        jax.config.update("jax_enable_x64", True)
+    ensure_precision(meta["config"].get("dtype", "float32"))
     from ..landscape import LandscapeConfig, compute_landscape
 
     lc = LandscapeConfig(run=str(args.run), kind=args.kind, points=args.points, span=args.span, seed=args.seed,
