@@ -35,8 +35,9 @@ REF_INPUT_SPIKES, REF_HIDDEN = 2000, 128
 class Workload:
     """A benchmark problem; ``weight_*`` are Gaussian ``(mean, std)`` per layer at the reference sizes.
 
-    ``neuron`` is ``"qif"`` (spikegd's theta neuron, delta synapses) or ``"lif"`` (exponential
-    synapses, ``tau_mem = 2 tau_syn``: the ratio with the quadratic closed form used by spikegd).
+    ``neuron`` is ``"qif"`` (spikegd's theta neuron, delta synapses), ``"lif"`` (exponential
+    synapses, ``tau_mem = 2 tau_syn``: the ratio with the quadratic closed form used by spikegd) or
+    ``"qif-exp"`` (QIF with the same exponential synapse, ``beta = 1``: its closed form).
     """
 
     name: str
@@ -66,6 +67,8 @@ WORKLOADS: dict[str, Workload] = {
     # ~2.8 hidden spikes per neuron, every output spikes once (spikegd's MNIST neuron, theta0 = Theta/2).
     "shd": Workload("shd", "qif", weight_mean=(0.03, 0.02), weight_std=(0.03, 0.05)),
     "shd-lif": Workload("shd-lif", "lif", weight_mean=(0.006, 0.03), weight_std=(0.006, 0.05)),
+    # The fair pair's QIF: the same exponential synapse as shd-lif (tau_syn = tau/2, beta = 1), closed form.
+    "shd-qif-exp": Workload("shd-qif-exp", "qif-exp", weight_mean=(0.05, 0.08), weight_std=(0.006, 0.05)),
 }
 
 
@@ -93,6 +96,8 @@ def make_neuron(workload: Workload):
         return QIF(tau=6.0 / math.pi, I0=1.0, theta0=0.0)
     if workload.neuron == "lif":
         return LIF(tau_mem=1.0, tau_syn=0.5, I0=0.0, v_th=1.0, v_reset=0.0)
+    if workload.neuron == "qif-exp":
+        return QIF(tau=1.0, I0=-0.25, tau_syn="matched")
     raise ValueError(f"unknown neuron {workload.neuron!r}")
 
 
@@ -202,6 +207,8 @@ def time_calls(fn, args, repeats: int) -> tuple[float, float, object]:
 
 def run_local(cfg: RunConfig) -> dict:
     """Measure one run in this process (use ``run_in_subprocess`` for a clean peak-RSS figure)."""
+    import jax
+
     from .precision import ensure_precision
 
     ensure_precision(cfg.dtype)
@@ -216,6 +223,8 @@ def run_local(cfg: RunConfig) -> dict:
         compile_s=max(first - steady, 0.0),
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         xla_temp_mib=xla_temp_mib(fn, args),
+        device=str(jax.devices()[0].device_kind),
+        backend=jax.default_backend(),
     )
     result.update({k: _to_python(v) for k, v in activity.items()})
     return result
