@@ -80,6 +80,22 @@ def test_spike_time_gradient_matches_finite_differences_through_zero_current():
         assert abs(float(grad[k]) - float(fd)) <= 1e-7 * max(1.0, abs(float(fd)))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_gradients_stay_finite_just_above_rest_with_a_strong_current(dtype):
+    """A state a hair above the unstable point (``z1 ~ 1e-5``, right after a kick at rest) with a large
+    current makes ``q = -I rho^2 ~ -1e10``: the unused series branch once overflowed there (float32),
+    and its infinite derivative times a zero cotangent made the gradient NaN."""
+    from spikeode.neurons._base import as_trainable
+
+    neuron = as_trainable(matched(1.0, 1.0), dtype)
+    y = jnp.array([-0.54332, 1.0866562, 0.5125927], dtype)  # V = x1/x2 = -0.5 + 8e-6
+    t, grad = jax.value_and_grad(lambda y: neuron.time_to_threshold(y, 2.0))(y)
+    assert not np.isfinite(float(t))  # fires only after the horizon
+    assert np.all(np.isfinite(np.asarray(grad)))
+    s_grad = jax.grad(lambda y: jnp.sum(neuron.flow(y, 1.4e-5)))(y)
+    assert np.all(np.isfinite(np.asarray(s_grad)))
+
+
 def _tiny_net(neuron):
     return FeedForward(neuron, (4, 3), key=jax.random.PRNGKey(2), weight_mean=0.5, weight_std=0.5, n_slots=4)
 

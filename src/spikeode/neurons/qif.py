@@ -43,7 +43,9 @@ def _even_series(q, coeffs, direct_pos, direct_neg):
     ~1e-13 relative in float64), else ``direct_pos(sqrt(q))`` (``q > 0``) or ``direct_neg(sqrt(-q))``."""
     cut = jnp.finfo(jnp.result_type(q, float)).eps ** (1 / 6)
     small = jnp.abs(q) < cut
-    series = jnp.polyval(jnp.asarray(coeffs[::-1], dtype=jnp.result_type(q, float)), q)
+    # The series on a clamped argument too: at large |q| its powers overflow (q^5 > 3e38 in float32 once
+    # |q| > 5e7), and the discarded branch's infinite derivative times a zero cotangent is NaN.
+    series = jnp.polyval(jnp.asarray(coeffs[::-1], dtype=jnp.result_type(q, float)), jnp.where(small, q, 0.0))
     pos = q > 0
     r_pos = jnp.sqrt(jnp.where(small | ~pos, cut, q))  # each branch on a safe argument (finite gradients)
     r_neg = jnp.sqrt(jnp.where(small | pos, cut, -q))
@@ -76,7 +78,11 @@ def _blowup_time(j, z1, z2):
     ``z1 <= 0``: only ``j > 0`` fires, ``s* = atan2(sqrt(j) z2, z1)/sqrt(j)``.
     """
     up = z1 > 0
-    rho = jnp.where(up, z2 / jnp.where(up, z1, 1.0), 0.0)
+    # rho capped at max^(1/4) so that rho^2 and q stay finite (z1 -> 0+): for j <= 0 such states never
+    # fire (s* >= rho > 1/beta); for j > 0 the spike needs j > (pi beta/2)^2 and the cap moves
+    # atan(sqrt(j) rho) by < 1/(sqrt(j) rho_max), far below the dtype's resolution.
+    rho_max = jnp.finfo(jnp.result_type(z1, float)).max ** 0.25
+    rho = jnp.where(up, jnp.minimum(z2 / jnp.where(up, z1, 1.0), rho_max), 0.0)
     q = -j * rho * rho
     fires_up = up & (q < 1)
     # atanh's argument a few ulps below 1 (y just above the unstable point: an astronomically late spike).
