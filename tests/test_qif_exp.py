@@ -195,3 +195,24 @@ def test_I0_drifting_to_non_negative_is_nan_not_silent():
         assert np.isnan(neuron.vector_field(0.0, y, None)[2])
         tr = eqx.filter_jit(lambda m: simulate_neuron(m, jnp.array([1.0]), jnp.array([0.5]), 3.0, n_slots=2))(neuron)
         assert not np.all(np.isfinite(np.asarray(tr.state_T)))
+
+
+@pytest.mark.parametrize("tau_syn", [None, "matched"])
+def test_pseudospike_of_a_deeply_inhibited_neuron_is_finite_in_float32(tau_syn):
+    """A strongly inhibited neuron (``I_syn ~ -90``) once gave ``sqrt(softplus(-93)) = 0`` in float32:
+    delay and period inf and the pseudo rate ``1 - delay/period`` NaN."""
+    from spikeode.neurons._base import as_trainable
+
+    neuron = as_trainable(QIF(tau=1.0, I0=-0.25, tau_syn=tau_syn), jnp.float32)
+    y = jnp.array([-1.1e5, 1.2e4, -92.5][: 2 if tau_syn is None else 3], jnp.float32)
+    drive = jnp.float32(-92.5 if tau_syn is None else 0.0)
+    delay, period = neuron.pseudo_spike(y, drive)
+    grads = jax.grad(lambda y: 1.0 - jnp.divide(*neuron.pseudo_spike(y, drive)))(y)  # d(pseudo rate)/dy
+    assert np.isfinite(float(delay)) and np.isfinite(float(period)) and 0 < float(delay / period) <= 1
+    assert np.all(np.isfinite(np.asarray(grads)))
+
+
+def test_receive_renormalises_the_phase_vector_of_exponential_synapses():
+    neuron = matched(1.0, 1.0)
+    y = neuron.receive(jnp.array([-3.0e5, 4.0e5, 0.2]), 0.3)
+    np.testing.assert_allclose(np.asarray(y), [-0.6, 0.8, 0.5], rtol=1e-14)

@@ -241,19 +241,24 @@ class QIF(AbstractNeuron):
         return y.at[0].set(-1.0).at[1].set(0.0)
 
     def receive(self, y, w: ScalarLike):
-        if self.tau_syn is not None:
-            return y.at[2].add(w)
-        x1, x2 = y[0] + w * y[1], y[1]
+        """Delta: ``V -> V + w`` (``x1 -> x1 + w x2``); exponential: ``I -> I + w``. Either way the phase
+        vector is renormalised: the dynamics are linear and homogeneous in ``x``, so only its direction
+        matters, and the norm, which the flow multiplies by up to ``cosh(sqrt(-I) s)`` per interval under
+        strong inhibition, would otherwise overflow float32 over many events."""
+        x1, x2 = (y[0], y[1]) if self.tau_syn is not None else (y[0] + w * y[1], y[1])
         inv_norm = jax.lax.rsqrt(x1 * x1 + x2 * x2)  # scalar products, no broadcast (cheap reverse mode)
-        return jnp.stack([x1 * inv_norm, x2 * inv_norm])
+        x = jnp.stack([x1 * inv_norm, x2 * inv_norm])
+        return x if self.tau_syn is None else jnp.concatenate([x, (y[2] + w)[None]])
 
     def pseudo_spike(self, y, drive):
-        """After ``T``: constant drive ``I_p = softplus(I0 + I_syn(T) + drive) > 0`` (oscillatory).
+        """After ``T``: constant drive ``I_p = softplus(max(I0 + I_syn(T) + drive, -40)) > 0`` (oscillatory).
 
-        ``delay = tau atan2(sqrt(I_p) x2, x1) / sqrt(I_p)``, ``period = tau pi / sqrt(I_p)``.
+        ``delay = tau atan2(sqrt(I_p) x2, x1) / sqrt(I_p)``, ``period = tau pi / sqrt(I_p)``. The drive is
+        clamped at -40 (delays up to ``~pi tau e^20``): below it ``sqrt(I_p)`` underflows float32 and the
+        pseudo rate ``1 - delay/period`` would be ``inf/inf``; such a neuron's pseudo rate is 0 either way.
         """
         syn = 0.0 if self.tau_syn is None else y[2]
-        s = jnp.sqrt(jax.nn.softplus(self.I0 + syn + drive))
+        s = jnp.sqrt(jax.nn.softplus(jnp.maximum(self.I0 + syn + drive, -40.0)))
         delay = self.tau * _atan2(s * y[1], y[0]) / s
         return delay, self.tau * _PI / s
 
