@@ -6,7 +6,8 @@ Conventions (explicit, because silent outputs and ties decide accuracies):
   pseudodynamics, see ``AbstractNeuron.pseudo_spike``), smooth in all parameters.
 - ``pseudospikes=False``: a silent output reports ``T`` (continuous, zero gradient).
 - ``accuracy``: the prediction is the output with the earliest time; a sample counts as wrong when
-  the earliest time is shared by several outputs (a tie) or, for ``real_only``, when no output spiked.
+  the earliest time is shared by several outputs (a tie) or, with ``valid=counts > 0`` (real spikes
+  only), when no output spiked.
 """
 
 from __future__ import annotations

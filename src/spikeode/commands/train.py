@@ -9,7 +9,7 @@ from pathlib import Path
 #: flag name -> (TrainConfig key, type, help)
 FLAGS = {
     "--neuron": ("neuron", str, "lif | qif | eif | package.module:Class"),
-    "--data": ("data", str, "synthetic (default) | yinyang | shd:DIR"),
+    "--data": ("data", str, "synthetic[:standard|easy|easier] (default) | yinyang | shd:DIR"),
     "--hidden": ("hidden", lambda s: tuple(int(x) for x in s.split(",")), "hidden widths, e.g. 128 or 128,64"),
     "--epochs": ("epochs", int, "training epochs"),
     "--batch-size": ("batch_size", int, "minibatch size"),
@@ -24,7 +24,13 @@ FLAGS = {
     "--gamma": ("gamma", float, "weight of the gamma (exp(t_label/T) - 1) term"),
     "--readout": ("readout", str, "first_spike | max_voltage"),
     "--integrator": ("integrator", str, "auto | closed_form | diffrax"),
-    "--gradient": ("gradient", str, "autodiff | adjoint (event adjoint; same values, memory independent of solver steps)"),
+    "--gradient": ("gradient", str, "auto (default: the event adjoint on the diffrax path, autodiff on the closed form) "
+                   "| autodiff | adjoint (same values; the adjoint's memory is independent of solver steps)"),
+    "--init": ("init", str, "calibrated (default: weights scaled on training data until neurons spike) | recipe"),
+    "--calibration-rate": ("calibration_rate", float, "calibrated init: median spikes per hidden neuron per trial"),
+    "--calibration-output": ("calibration_output", float,
+                             "calibrated init: fraction of (sample, output) pairs with a spike"),
+    "--objective": ("objective", str, "real (default: accuracy counts real output spikes only) | pseudo"),
     "--dtype": ("dtype", str, "float32 | float64"),
     "--seed": ("seed", int, "seed of initialisation, batch order and data subsets"),
     "--train-samples": ("train_samples", int, "seeded training subset (smoke runs)"),
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"spikeode train: {json.dumps(config.to_dict())}")
     ds = train(config, args.out, progress=not args.quiet)
     last = ds.isel(epoch=-1)
-    print(f"final test accuracy {float(last.test_accuracy):.4f} (real spikes only {float(last.test_accuracy_real):.4f}); "
-          f"history in {args.out / 'run.nc'}")
+    print(f"final test accuracy {float(last.test_accuracy):.4f} (real spikes; with pseudospikes "
+          f"{float(last.test_accuracy_pseudo):.4f}; outputs silent on {float(last.output_silent_sample_fraction):.0%} "
+          f"of samples); history in {args.out / 'run.nc'}")
     return 0
