@@ -16,6 +16,10 @@ import json
 import time
 from pathlib import Path
 
+import spikeode
+
+spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
+
 
 def train_runs(out: Path, neurons, seeds, epochs: int, train_samples: int, test_samples: int) -> list[Path]:
     from spikeode.train import default_config, load_checkpoint, train

@@ -18,7 +18,10 @@ import json
 import os
 from pathlib import Path
 
+import spikeode
+
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # lets JAX cache compiled programs (before equinox is imported)
+spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
 
 
 def run_model(neuron: str, args) -> Path:
@@ -31,7 +34,7 @@ def run_model(neuron: str, args) -> Path:
     out = args.outdir / f"hpo_{neuron}.nc"
     storage = args.storage or str(args.outdir / f"hpo_{neuron}.log")
     print(f"== {neuron}: {args.trials} trials of {args.epochs} epochs on {args.data} ({args.train_samples} train)")
-    run_search(base, default_space(neuron), storage=storage, study_name=f"{args.study_prefix}{neuron}",
+    run_search(base, default_space(neuron, base.init), storage=storage, study_name=f"{args.study_prefix}{neuron}",
                n_trials=args.trials, out=out, seed=args.seed, pruner=args.pruner,
                echo=lambda line: print(f"{neuron}: {line}", flush=True))
     return out

@@ -19,6 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import spikeode
+
+spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

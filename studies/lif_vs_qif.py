@@ -2,14 +2,27 @@
 
     python studies/lif_vs_qif.py --quick --out out/lif_vs_qif                # < 10 min, synthetic data
     python studies/lif_vs_qif.py --data shd:/path/to/shd --out out/shd       # the seed's setting
+    python studies/lif_vs_qif.py --quick --synapse delta --out out/delta     # the second pair
+
+The pair (``--synapse``): ``exp`` (default) is LIF and QIF with the SAME exponential synapse at each model's
+closed-form ratio (LIF tau_mem = 2 tau_syn; QIF tau_syn = tau/2 with I0 = -1/4), the neuron parameters of the
+data source's recipe (``spikeode.train.NEURON_RECIPES``); ``delta`` is the theta QIF against LIF, both with
+delta synapses (``DELTA_PAIR``). Either way the neuron parameters are fixed for the search, so both models
+share the coupling, tau_m, initialisation scheme, readout and the rest of the HPO space.
 
 Stages (each skipped when its files exist for the same configuration; the unfinished one resumes):
   1. hpo        equal Optuna budget per model          -> hpo_<model>.nc (+ hpo_<model>.log journal)
   2. retrain    each winner with several seeds          -> runs/<model>/seed<k>/run.nc (+ checkpoints)
   3. gradstats  gradient statistics over those runs     -> gradstats.nc
-  4. landscape  2-D loss/gradient landscapes of seed 0  -> landscape_<model>.nc
+  4. landscape  2-D loss/gradient landscapes: ``landscape_planes`` random filter-normalised planes around
+                the first seed's winner (plane k: direction seed k; ``landscape_<model>.nc`` for k = 0,
+                ``landscape_<model>_plane<k>.nc`` after) and, with ``gradient_planes``, one gradient plane
+                (alpha: the descent direction) around every seed's winner
+                (``landscape_<model>_gradient_seed<s>.nc``); all planes of a model in one process (one JAX
+                start, one compilation per run; the tiny preset skips the gradient planes' extra compilation)
   5. samples    1-D single-sample scans with spike times -> samples_<model>.nc
-  6. report     summary.nc, figures (PNG), summary.md   (`spikeode report OUT` redoes it from the files)
+  6. report     summary.nc, figures (PNG), summary.md (opens with the claims table; `spikeode report OUT`
+                redoes it from the files)
 The study's configuration is kept in OUT/study.json; re-running with another configuration is refused
 with the names of the changed keys.
 """
@@ -25,12 +38,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import spikeode
+
+spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
+
 MODELS = ("lif", "qif")
+SYNAPSES = ("exp", "delta")
+#: The second pair's neuron parameters: LIF with delta synapses against the theta QIF (excitable, I0 < 0).
+DELTA_PAIR = {"lif": {"tau_mem": 1.0, "tau_syn": None}, "qif": {"tau": 1.0, "I0": -0.05}}
 
 
 @dataclass(frozen=True)
 class StudyConfig:
     data: str = "synthetic"
+    synapse: str = "exp"
     seeds: tuple[int, ...] = (0, 1, 2)
     hpo_trials: int = 20
     hpo_epochs: int = 4
@@ -41,39 +62,60 @@ class StudyConfig:
     landscape_points: int = 21
     landscape_span: float = 0.5
     landscape_samples: int = 256
+    landscape_planes: int = 3
+    gradient_planes: bool = True
     scan_points: int = 201
-    scan_samples: tuple[int, ...] = (0, 1, 2, 3)
+    scan_samples: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
     gradstats_batches: int = 16
     gradstats_epochs: str = "first,middle,last"
     extra_train_flags: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        if self.synapse not in SYNAPSES:
+            raise ValueError(f"unknown synapse {self.synapse!r}: use one of {SYNAPSES}")
+        if self.landscape_planes < 1:
+            raise ValueError(f"landscape_planes must be >= 1, got {self.landscape_planes}")
+
     @classmethod
-    def preset(cls, name: str, data: str = "synthetic") -> StudyConfig:
+    def preset(cls, name: str, data: str = "synthetic", synapse: str = "exp") -> StudyConfig:
         """``full`` (the defaults), ``quick`` (every stage and file in minutes) or ``tiny`` (the test suite)."""
         if name == "full":
-            return cls(data=data)
+            return cls(data=data, synapse=synapse)
         if name == "quick":
-            return cls(data=data, seeds=(0, 1), hpo_trials=2, hpo_epochs=1, train_samples=160, test_samples=64,
-                       retrain_epochs=3, landscape_points=7, landscape_span=0.5, landscape_samples=32,
-                       scan_points=31, scan_samples=(0, 1), gradstats_batches=4,
+            return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=2, hpo_epochs=1,
+                       train_samples=160, test_samples=64, retrain_epochs=3, landscape_points=7, landscape_span=0.5,
+                       landscape_samples=32, scan_points=31, scan_samples=(0, 1, 2, 3), gradstats_batches=4,
                        extra_train_flags=("--hidden", "16", "--k-in", "200"))
         if name == "tiny":
-            return cls(data=data, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32, test_samples=16,
-                       retrain_epochs=1, landscape_points=3, landscape_span=0.5, landscape_samples=8,
-                       scan_points=5, scan_samples=(0,), gradstats_batches=2, gradstats_epochs="last",
+            return cls(data=data, synapse=synapse, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32,
+                       test_samples=16, retrain_epochs=1, landscape_points=3, landscape_span=0.5,
+                       landscape_samples=8, landscape_planes=2, gradient_planes=False, scan_points=5,
+                       scan_samples=(0,), gradstats_batches=2, gradstats_epochs="last",
                        extra_train_flags=("--hidden", "4", "--k-in", "60"))
         raise ValueError(f"unknown preset {name!r}: full, quick or tiny")
 
 
-def spikeode(*args: str) -> str:
-    """Run a ``spikeode`` subcommand in a subprocess (fresh JAX state); fail loudly with its output."""
-    cmd = [sys.executable, "-m", "spikeode.cli", *map(str, args)]
-    print("  $ spikeode " + " ".join(map(str, args)), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def pair_neuron_params(cfg: StudyConfig) -> dict[str, dict]:
+    """Neuron parameters of each model for the configured pair (fixed during the search)."""
+    if cfg.synapse == "delta":
+        return DELTA_PAIR
+    from spikeode.train import default_config
+
+    return {model: default_config(cfg.data, model).neuron_params for model in MODELS}
+
+
+def _subprocess(cmd: list, label: str) -> str:
+    """Run ``cmd`` (fresh JAX state); fail loudly with its output."""
+    print(f"  $ {label}", flush=True)
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"`spikeode {' '.join(map(str, args))}` failed ({proc.returncode}):\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"`{label}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout
+
+
+def spikeode(*args: str) -> str:
+    """Run a ``spikeode`` subcommand in a subprocess."""
+    return _subprocess([sys.executable, "-m", "spikeode.cli", *args], "spikeode " + " ".join(map(str, args)))
 
 
 def data_flags(cfg: StudyConfig) -> list[str]:
@@ -86,22 +128,24 @@ def data_flags(cfg: StudyConfig) -> list[str]:
 
 
 def finished_trials(path: Path) -> int:
+    """Finished trials recorded in ``path``, whatever their fate: every trial counts toward the budget."""
     if not path.exists():
         return 0
     import xarray as xr
 
     with xr.open_dataset(path) as ds:
-        return int((ds["state"].astype(str) == "COMPLETE").sum()) if "state" in ds else int(ds.sizes["trial"])
+        return int(ds.sizes["trial"])
 
 
 def stage_hpo(cfg: StudyConfig, out: Path) -> None:
     for model in MODELS:
         nc = out / f"hpo_{model}.nc"
-        missing = cfg.hpo_trials - finished_trials(nc)
-        if missing <= 0:
+        if finished_trials(nc) >= cfg.hpo_trials:
             print(f"  hpo {model}: {cfg.hpo_trials} trials done, skipped")
             continue
-        spikeode("hpo", "--neuron", model, "--trials", missing, "--storage", out / f"hpo_{model}.log",
+        # --trials is the study's whole budget (spikeode.hpo.BUDGET_RULE): a resumed search runs only the rest
+        spikeode("hpo", "--neuron", model, "--neuron-params", json.dumps(pair_neuron_params(cfg)[model]),
+                 "--trials", cfg.hpo_trials, "--storage", out / f"hpo_{model}.log",
                  "--study-name", f"lif_vs_qif_{model}", "--out", nc, "--epochs", cfg.hpo_epochs,
                  "--validation-fraction", cfg.validation_fraction, "--runs-dir", out / "hpo_runs" / model,
                  *data_flags(cfg))
@@ -144,24 +188,62 @@ def landscape_done(path: Path) -> bool:
         return "row_finished" in ds and bool((ds["row_finished"] > 0).all())
 
 
-def _landscapes(cfg: StudyConfig, out: Path, prefix: str, flags: list) -> None:
-    """One ``spikeode landscape`` per model around its seed-0 run (skipped where the file is complete)."""
-    for model in MODELS:
-        path = out / f"{prefix}_{model}.nc"
-        if landscape_done(path):
-            print(f"  {prefix} {model}: done, skipped")
-            continue
-        spikeode("landscape", "--run", out / "runs" / model / f"seed{cfg.seeds[0]}", "--span", cfg.landscape_span,
-                 "--train-samples", cfg.landscape_samples, *flags, "--out", path, "--quiet")
+def plane_path(out: Path, model: str, k: int) -> Path:
+    """Random plane ``k`` (direction seed ``k``) of ``model``; plane 0 keeps the name of a single landscape."""
+    return out / (f"landscape_{model}.nc" if k == 0 else f"landscape_{model}_plane{k}.nc")
+
+
+def gradient_plane_path(out: Path, model: str, seed: int) -> Path:
+    return out / f"landscape_{model}_gradient_seed{seed}.nc"
+
+
+def landscape_jobs(cfg: StudyConfig, out: Path, model: str) -> list[dict]:
+    """The ``LandscapeConfig`` fields (+ ``out``) of every unfinished landscape of ``model``."""
+    common = dict(kind="2d", points=cfg.landscape_points, span=cfg.landscape_span,
+                  train_samples=cfg.landscape_samples)
+    run = lambda seed: str(out / "runs" / model / f"seed{seed}")  # noqa: E731
+    jobs = [dict(common, run=run(cfg.seeds[0]), seed=k, out=str(plane_path(out, model, k)))
+            for k in range(cfg.landscape_planes)]
+    jobs += [dict(common, run=run(s), direction="gradient", out=str(gradient_plane_path(out, model, s)))
+             for s in (cfg.seeds if cfg.gradient_planes else ())]
+    return [job for job in jobs if not landscape_done(Path(job["out"]))]
+
+
+def run_landscape_jobs(jobs: list[dict]) -> None:
+    """Compute landscapes in this process: one JAX start, and one compilation per run configuration."""
+    import jax
+
+    dtypes = {json.loads((Path(job["run"]) / "checkpoint.json").read_text())["config"].get("dtype") for job in jobs}
+    if "float64" in dtypes:
+        jax.config.update("jax_enable_x64", True)
+    from spikeode.landscape import LandscapeConfig, compute_landscape
+
+    for job in jobs:
+        fields = {k: v for k, v in job.items() if k != "out"}
+        ds = compute_landscape(LandscapeConfig(**fields), job["out"], progress=False)
+        print(f"{job['out']}: jump_fraction {float(ds.jump_fraction):.3f}", flush=True)
 
 
 def stage_landscape(cfg: StudyConfig, out: Path) -> None:
-    _landscapes(cfg, out, "landscape", ["--kind", "2d", "--points", cfg.landscape_points])
+    for model in MODELS:
+        jobs = landscape_jobs(cfg, out, model)
+        if not jobs:
+            print(f"  landscape {model}: done, skipped")
+            continue
+        _subprocess([sys.executable, Path(__file__).resolve(), "--landscape-jobs", json.dumps(jobs)],
+                    f"landscapes of {model}: {len(jobs)} planes in one process")
 
 
 def stage_samples(cfg: StudyConfig, out: Path) -> None:
-    _landscapes(cfg, out, "samples", ["--kind", "sample", "--points", cfg.scan_points,
-                                      "--samples", ",".join(map(str, cfg.scan_samples))])
+    for model in MODELS:
+        path = out / f"samples_{model}.nc"
+        if landscape_done(path):
+            print(f"  samples {model}: done, skipped")
+            continue
+        run = out / "runs" / model / f"seed{cfg.seeds[0]}"
+        spikeode("landscape", "--run", run, "--span", cfg.landscape_span, "--train-samples", cfg.landscape_samples,
+                 "--kind", "sample", "--points", cfg.scan_points, "--samples", ",".join(map(str, cfg.scan_samples)),
+                 "--out", path, "--quiet")
 
 
 def stage_report(cfg: StudyConfig, out: Path) -> None:
@@ -188,7 +270,12 @@ def check_study_config(cfg: StudyConfig, out: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="synthetic", help="synthetic (default) | yinyang | shd:DIR")
+    parser.add_argument("--data", default="synthetic",
+                        help="synthetic[:standard|easy|easier] (default; spikeode.data.synthetic) | yinyang | shd:DIR")
+    parser.add_argument("--synapse", choices=SYNAPSES, default="exp",
+                        help="exp: LIF and QIF with the same exponential synapse (default); delta: theta QIF "
+                             "vs delta-synapse LIF")
+    parser.add_argument("--landscape-jobs", default=None, help=argparse.SUPPRESS)  # internal: stage 4's worker
     parser.add_argument("--out", type=Path, default=Path("out/lif_vs_qif"))
     parser.add_argument("--quick", action="store_true", help="small budget: every stage and file in < 10 min")
     parser.add_argument("--preset", choices=("full", "quick", "tiny"), default=None,
@@ -198,7 +285,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--hpo-trials", type=int, default=None)
     args = parser.parse_args(argv)
-    cfg = StudyConfig.preset(args.preset or ("quick" if args.quick else "full"), args.data)
+    if args.landscape_jobs is not None:
+        run_landscape_jobs(json.loads(args.landscape_jobs))
+        return 0
+    cfg = StudyConfig.preset(args.preset or ("quick" if args.quick else "full"), args.data, args.synapse)
     if args.seeds:
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seeds))
     if args.hpo_trials:

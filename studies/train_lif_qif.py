@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikeode.plotting import plot_learning_curves
-from spikeode.train import default_config, train
+import spikeode
+
+spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
+
+from spikeode.plotting import plot_learning_curves  # noqa: E402
+from spikeode.train import default_config, train  # noqa: E402
 
 
 def main(argv=None) -> int:

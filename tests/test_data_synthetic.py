@@ -125,8 +125,26 @@ def test_incomplete_cache_folder_is_an_error(tmp_path):
 
 def test_load_synthetic_source(tmp_path, monkeypatch):
     small = ensure_synthetic(tmp_path, n_train=20, n_test=10)
-    monkeypatch.setattr("spikeode.data.source.ensure_synthetic", lambda cache_dir: small)
+    monkeypatch.setattr("spikeode.data.source.ensure_synthetic", lambda cache_dir, difficulty: small)
     ds = load_dataset("synthetic", "test", T=2.0, k_in=500, seed=0)
     assert len(ds) == 10 and ds.n_channels == 700 and ds.class_names == CLASS_NAMES
     assert ds.spikes.times.shape == (10, 500) and ds.removed_spikes > 0
     assert ds.preprocessing["generator"]["version"] == synthetic.GENERATOR_VERSION
+
+
+def test_difficulty_scales_the_variation_only(tmp_path):
+    """``easy`` keeps the words and the draw of labels and speakers and halves the spread between utterances
+    (here: of the word's duration within a class); ``synthetic:D`` parses, round-trips and names its cache."""
+    from spikeode.data import parse_data_source
+
+    std, easy = (generate_split("train", 80, seed=3, difficulty=d) for d in ("standard", "easy"))
+    np.testing.assert_array_equal(std[2], easy[2])
+    np.testing.assert_array_equal(std[3], easy[3])
+    spread = [np.mean([np.std([t.max() for t, y in zip(s[0], s[2]) if y == c]) for c in range(20)])
+              for s in (std, easy)]
+    assert spread[1] < 0.75 * spread[0]
+    assert str(parse_data_source("synthetic:easy")) == "synthetic:easy"
+    assert parse_data_source("synthetic").difficulty == "standard"
+    with pytest.raises(ValueError, match="unknown synthetic difficulty"):
+        parse_data_source("synthetic:trivial")
+    assert ensure_synthetic(tmp_path, n_train=2, n_test=2, difficulty="easy").name.endswith("-seed0-easy")

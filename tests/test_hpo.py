@@ -108,10 +108,28 @@ def _check_study(study, out, n):
 
 
 # --- spaces ---------------------------------------------------------------------------------------
+def test_calibrated_spaces_search_the_calibration_and_differ_only_in_neuron_parameters():
+    spaces = {}
+    for neuron in ("lif", "qif"):
+        base = default_config("synthetic", neuron, validation_fraction=0.2)
+        assert base.init == "calibrated"
+        spaces[neuron] = hpo.validate_space(hpo.default_space(neuron, base.init), base)
+        assert not [k for k in spaces[neuron] if k.startswith(("weight_mean.", "weight_std."))]
+        assert "calibration_rate" in spaces[neuron]
+    shared = {n: {k: v for k, v in s.items() if not k.startswith("neuron_params.")} for n, s in spaces.items()}
+    assert shared["lif"] == shared["qif"]
+
+
+def test_objective_variable_follows_the_run_objective():
+    base = default_config("synthetic", "qif")
+    assert hpo.objective_variable(base) == "validation_accuracy"
+    assert hpo.objective_variable(base.replace(objective="pseudo")) == "validation_accuracy_pseudo"
+
+
 @pytest.mark.parametrize("neuron", ["lif", "qif"])
 def test_builtin_spaces_are_valid_and_map_to_configs(neuron):
-    base = default_config("synthetic", neuron, validation_fraction=0.2)
-    space = hpo.validate_space(hpo.default_space(neuron), base)
+    base = default_config("synthetic", neuron, validation_fraction=0.2, init="recipe")
+    space = hpo.validate_space(hpo.default_space(neuron, "recipe"), base)
     study = optuna.create_study(direction="maximize", sampler=hpo.TrialSeededSampler(1))
     for _ in range(5):
         trial = study.ask()

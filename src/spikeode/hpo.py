@@ -117,14 +117,34 @@ FIXED_KEYS = ("neuron", "neuron_params", "data", "hidden", "weight_mean", "weigh
               "train_samples", "test_samples", "validation_fraction", "dtype")
 
 DIRECTION = "maximize"
-OBJECTIVE = "validation accuracy of the final epoch (validation split carved from train)"
+OBJECTIVE = ("validation accuracy of the final epoch (validation split carved from train; real spikes only unless "
+             "the run's objective is pseudo)")
 
 
-def default_space(neuron: str) -> dict[str, dict]:
-    """The built-in space of a model: ``common`` plus the model's own entries (a copy)."""
+#: With ``init="calibrated"`` the weights are rescaled until the layer spikes, so these have no effect: the
+#: calibration targets are searched instead.
+_RECIPE_INIT_ONLY = ("weight_mean.", "weight_std.")
+_CALIBRATION_SPACE = {"calibration_rate": {"log": [1.0, 4.0]}, "calibration_output": {"float": [0.5, 1.0]}}
+
+
+def default_space(neuron: str, init: str = "calibrated") -> dict[str, dict]:
+    """The built-in space of a model: ``common`` plus the model's own entries (a copy).
+
+    With a calibrated initialisation (the default) the weight scales are not searched (calibration
+    overrides them) and the calibration targets are; with ``init="recipe"`` it is the other way round.
+    """
     key = neuron.lower()
     space = {**SEARCH_SPACES["common"], **SEARCH_SPACES.get(key, {})}
+    if init == "calibrated":
+        space = {name: spec for name, spec in space.items() if not name.startswith(_RECIPE_INIT_ONLY)}
+        space.update(_CALIBRATION_SPACE)
     return copy.deepcopy(space)
+
+
+def objective_variable(config: TrainConfig) -> str:
+    """The run.nc variable a trial is judged by: real-spike validation accuracy, unless the run's
+    ``objective`` is ``"pseudo"`` (first spikes and pseudospikes)."""
+    return "validation_accuracy" if config.objective == "real" else "validation_accuracy_pseudo"
 
 
 def read_space(path: str | Path) -> dict[str, dict]:
@@ -625,11 +645,11 @@ class DataCache:
         return self._items[key]
 
 
-def _summary(history: xr.Dataset) -> dict:
+def _summary(history: xr.Dataset, objective: str = "validation_accuracy") -> dict:
     trained = history.sel(epoch=history.epoch > 0)
     if trained.sizes["epoch"] == 0:
         return {"epochs_run": 0}
-    val = np.asarray(trained.validation_accuracy.values, dtype=float)
+    val = np.asarray(trained[objective].values, dtype=float)
     return {
         "epochs_run": int(trained.epoch.values[-1]),
         "validation_accuracy": float(val[-1]),
@@ -658,7 +678,7 @@ def make_objective(base: TrainConfig, space: Mapping, runs_dir: Path, *, data_ca
             shutil.rmtree(run_dir)
 
         def on_epoch(epoch: int, row: dict) -> None:
-            trial.report(float(row["validation_accuracy"]), epoch)
+            trial.report(float(row[objective_variable(config)]), epoch)
             if epoch < config.epochs and trial.should_prune():  # never prune a finished run
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
@@ -673,10 +693,10 @@ def make_objective(base: TrainConfig, space: Mapping, runs_dir: Path, *, data_ca
             if isinstance(err, FloatingPointError):
                 trial.set_user_attr("error", str(err))
             if (run_dir / "run.nc").exists():
-                for key, value in _summary(read_dataset(run_dir / "run.nc")).items():
+                for key, value in _summary(read_dataset(run_dir / "run.nc"), objective_variable(config)).items():
                     trial.set_user_attr(key, value)
             raise optuna.TrialPruned(str(err)) from err
-        summary = _summary(history)
+        summary = _summary(history, objective_variable(config))
         for key, value in summary.items():
             trial.set_user_attr(key, value)
         return summary["validation_accuracy"]

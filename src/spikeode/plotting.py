@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-__all__ = ["MODEL_COLORS", "model_color", "axis_label", "plot_learning_curves", "save"]
+__all__ = ["MODEL_COLORS", "model_color", "axis_label", "plot_learning_curves", "real_accuracy", "save"]
 
 MODEL_COLORS = {"lif": "#d62728", "qif": "#1f77b4", "eif": "#2ca02c"}
 
@@ -29,6 +29,22 @@ def axis_label(da: xr.DataArray) -> str:
     return name if units in ("1", "", None) else f"{name} [{units}]"
 
 
+def _accuracy_names(history: xr.Dataset) -> tuple[str, str]:
+    """(real spikes only, with pseudospikes) test-accuracy names of a ``run.nc``: ``test_accuracy`` /
+    ``test_accuracy_pseudo``, or, in files written before that naming, ``test_accuracy_real`` /
+    ``test_accuracy``."""
+    if "test_accuracy_pseudo" in history:
+        return "test_accuracy", "test_accuracy_pseudo"
+    if "test_accuracy_real" in history:
+        return "test_accuracy_real", "test_accuracy"
+    raise KeyError("the history holds neither test_accuracy_pseudo nor test_accuracy_real")
+
+
+def real_accuracy(history: xr.Dataset) -> xr.DataArray:
+    """The test accuracy of a ``run.nc`` history counting real spikes only (per epoch)."""
+    return history[_accuracy_names(history)[0]]
+
+
 def save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,13 +54,14 @@ def save(fig, path: str | Path) -> Path:
 
 
 def plot_learning_curves(runs: Mapping[str, list[xr.Dataset]], path: str | Path) -> Path:
-    """Test accuracy (with and without pseudospikes) and silent fraction over epochs, mean ± spread over seeds.
+    """Test accuracy (real spikes only, and with pseudospikes) and silent fraction over epochs, mean ± spread over seeds.
 
     Args:
         runs: neuron model name -> the history Datasets (``run.nc``) of its seeds.
     """
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
-    panels = [("test_accuracy", None), ("test_accuracy_real", None), ("silent_fraction", "hidden1")]
+    real, pseudo = _accuracy_names(next(iter(runs.values()))[0])
+    panels = [(real, None), (pseudo, None), ("silent_fraction", "hidden1")]
     for ax, (name, layer) in zip(axes, panels):
         for model, histories in runs.items():
             curves = [h[name].sel(layer=layer) if layer else h[name] for h in histories]

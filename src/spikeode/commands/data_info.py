@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         help="statistics of a data source per split (samples, classes, spikes, durations)",
         description=__doc__,
     )
-    p.add_argument("--data", default="synthetic", help="synthetic (built-in, default) | yinyang | shd:DIR")
+    p.add_argument("--data", default="synthetic", help="synthetic[:standard|easy|easier] (built-in, default) | yinyang | shd:DIR")
     p.add_argument("--json", action="store_true", help='print one JSON object {"train": {...}, ...}')
     p.add_argument(
         "--cache-dir",

@@ -1,4 +1,4 @@
-"""One entry point for every command: ``--data synthetic | yinyang | shd:DIR`` -> ``SpikeDataset``.
+"""One entry point for every command: ``--data synthetic[:DIFFICULTY] | yinyang | shd:DIR`` -> ``SpikeDataset``.
 
 Defaults (chosen for exact event-based training; all are parameters, the training lead tunes them):
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from .dataset import SpikeDataset, stratified_indices, summarize
 from .shd import N_CHANNELS, Preprocessing, SHDFile, file_statistics, preprocess
-from .synthetic import ensure_synthetic
+from .synthetic import DIFFICULTIES, ensure_synthetic
 from .yinyang import CLASS_NAMES as YINYANG_CLASSES
 from .yinyang import SPLITS as YINYANG_SPLITS
 from .yinyang import yinyang_spikes
@@ -35,12 +35,16 @@ _SHD_SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class DataSource:
-    """A parsed ``--data`` value: ``kind`` is ``synthetic``, ``yinyang`` or ``shd`` (with ``path``)."""
+    """A parsed ``--data`` value: ``kind`` is ``synthetic`` (with its ``difficulty``), ``yinyang`` or ``shd``
+    (with ``path``)."""
 
     kind: str
     path: Path | None = None
+    difficulty: str = "standard"
 
     def __str__(self) -> str:
+        if self.kind == "synthetic" and self.difficulty != "standard":
+            return f"synthetic:{self.difficulty}"
         return f"shd:{self.path}" if self.kind == "shd" else self.kind
 
     @property
@@ -49,7 +53,8 @@ class DataSource:
 
 
 def parse_data_source(text: str | DataSource) -> DataSource:
-    """Parse ``"synthetic"``, ``"yinyang"`` or ``"shd:DIR"`` (DIR holds ``shd_train.h5``, ``shd_test.h5``).
+    """Parse ``"synthetic"``, ``"synthetic:DIFFICULTY"`` (a key of ``synthetic.DIFFICULTIES``), ``"yinyang"`` or
+    ``"shd:DIR"`` (DIR holds ``shd_train.h5``, ``shd_test.h5``).
 
     Only the syntax is checked here; missing files are reported when a split is loaded.
     """
@@ -58,13 +63,19 @@ def parse_data_source(text: str | DataSource) -> DataSource:
     value = str(text).strip()
     if value in ("synthetic", "yinyang"):
         return DataSource(value)
+    if value.startswith("synthetic:"):
+        difficulty = value[len("synthetic:") :]
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f"unknown synthetic difficulty {difficulty!r}: use synthetic or synthetic:D with D one "
+                             f"of {sorted(DIFFICULTIES)}")
+        return DataSource("synthetic", difficulty=difficulty)
     if value.startswith("shd:"):
         directory = value[len("shd:") :]
         if not directory:
             raise ValueError("--data shd:DIR needs a directory, e.g. shd:/data/shd")
         return DataSource("shd", Path(directory).expanduser())
     raise ValueError(
-        f"unknown data source {value!r}: use 'synthetic' (built-in), 'yinyang', or 'shd:DIR' "
+        f"unknown data source {value!r}: use 'synthetic[:DIFFICULTY]' (built-in), 'yinyang', or 'shd:DIR' "
         "(DIR holds shd_train.h5 and shd_test.h5)"
     )
 
@@ -82,7 +93,7 @@ def _shd_file(source: DataSource, split: str, cache_dir: str | Path | None) -> P
             + (hint if split == "validation" else "")
         )
     if source.kind == "synthetic":
-        directory = ensure_synthetic(cache_dir)
+        directory = ensure_synthetic(cache_dir, difficulty=source.difficulty)
     else:
         directory = source.path
         if not directory.is_dir():
