@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.validation_fraction is None:
         args.validation_fraction = 0.2
     base = config_from_args(args)
-    space = hpo.read_space(args.space) if args.space else hpo.default_space(base.neuron)
+    space = hpo.read_space(args.space) if args.space else hpo.default_space(base.neuron, base.init)
     if args.print_space:
         print(json.dumps(hpo.validate_space(space, base), indent=1))
         return 0
