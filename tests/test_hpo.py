@@ -466,3 +466,21 @@ def test_two_concurrent_workers_on_one_postgresql_database(tmp_path, env, space_
     _check_study(study, out, 4)
     with xr.open_dataset(out) as ds:
         assert ds.attrs["storage"] == postgres_url
+
+
+def test_base_params_invert_apply_params_within_the_space():
+    base = default_config("synthetic", "qif", validation_fraction=0.2, hidden=(48,), k_in=350, T=3.0)
+    space = hpo.validate_space(hpo.default_space("qif", base.init), base)
+    params = hpo.base_params(base, space)
+    assert "T" not in params, "3.0 is not one of the choices: left to the sampler"
+    assert params["hidden.width"] == 48 and params["hidden.depth"] == 1 and params["k_in"] == 350
+    assert hpo.apply_params(base, params) == base
+
+
+def test_the_first_trial_of_a_new_study_is_the_base_configuration(tmp_path, monkeypatch):
+    monkeypatch.setattr(hpo, "make_objective", _stand_in([])[0])
+    study = _search(tmp_path, [])(n_trials=2)
+    first, second = study.get_trials(deepcopy=False)
+    expected = hpo.base_params(BASE, hpo.validate_space(SPACE, BASE))
+    assert expected and first.params == expected and first.user_attrs["baseline"] == 1
+    assert "baseline" not in second.user_attrs

@@ -20,7 +20,8 @@ validation accuracy of the **final** epoch (a split carved from train, ``validat
 test split is never used to choose): it is what ``spikeode train --config`` on the winner's configuration
 reproduces and what the kept checkpoint holds. The final test accuracy is stored as a user attribute.
 
-The budget (``n_trials``, ``--trials``) is the study's total, whatever the trials' fates: complete, pruned
+The first trial of a new study is the base configuration itself (the recipe, ``baseline``), so a search
+never ends below its starting point. The budget (``n_trials``, ``--trials``) is the study's total, whatever the trials' fates: complete, pruned
 and failed trials all count, so two models searched with the same budget get the same number of trials,
 and a rerun of a finished study starts none (``BUDGET_RULE`` has the details, ``hpo.nc`` records it).
 """
@@ -297,6 +298,32 @@ def apply_params(base: TrainConfig, params: Mapping) -> TrainConfig:
     if values.get("grad_clip") == 0:
         values["grad_clip"] = None
     return TrainConfig.from_dict(values)
+
+
+def base_params(base: TrainConfig, space: Mapping) -> dict:
+    """The hyperparameters of ``base`` itself, for the names of ``space`` whose value lies in its range:
+    the inverse of :func:`apply_params` (per-layer names read the first hidden / the output layer)."""
+    def value(name: str):
+        head, _, part = name.partition(".")
+        if head == "neuron_params":
+            return base.neuron_params.get(part)
+        if head == "hidden":
+            return base.hidden[0] if part == "width" else len(base.hidden)
+        if head in PER_LAYER:
+            return getattr(base, head)[0 if part == "hidden" else -1]
+        return getattr(base, name)
+
+    def in_range(v, spec: Mapping) -> bool:
+        if "choices" in spec:
+            return v in spec["choices"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        (kind, (low, high)), = ((k, spec[k]) for k in ("float", "log", "int") if k in spec)
+        step = spec.get("step")
+        on_step = step is None or abs((v - low) / step - round((v - low) / step)) < 1e-9
+        return low <= v <= high and on_step and (kind != "int" or float(v).is_integer())
+
+    return {name: value(name) for name, spec in space.items() if in_range(value(name), spec)}
 
 
 def suggest(trial: optuna.Trial, space: Mapping) -> dict:
@@ -836,9 +863,12 @@ def _claim_budget_slot(study: optuna.Study, trial: optuna.Trial, budget: int) ->
 def run_search(base: TrainConfig, space: Mapping, *, storage: str | Path, study_name: str, n_trials: int,
                out: str | Path, runs_dir: str | Path | None = None, seed: int = 0, sampler_startup_trials: int = 10,
                pruner: str = "median", pruner_startup_trials: int = 3, heartbeat_interval: int = 60,
-               grace_period: int = 240, progress: bool = False,
+               grace_period: int = 240, progress: bool = False, baseline: bool = True,
                echo: Callable[[str], None] = print) -> optuna.Study:
     """Validate, open the study, fail stale trials, then run trials until the study holds ``n_trials``.
+
+    With ``baseline`` the first trial of a new study is ``base`` itself (its values of the searched names,
+    :func:`base_params`), then the sampler takes over.
 
     ``n_trials`` is the study's whole budget, shared by every worker (see ``BUDGET_RULE``): a rerun of a
     finished study starts no trial. Everything that can be wrong with the input (space, storage, study)
@@ -863,6 +893,7 @@ def run_search(base: TrainConfig, space: Mapping, *, storage: str | Path, study_
                                         "n_warmup_steps": 0, "reported": "validation accuracy per epoch"}),
              "storage": redact(str(storage)),
              "trial_budget": n_trials,
+             "baseline_first": int(baseline),
              "budget_rule": BUDGET_RULE,
              "stale_trial_rule": f"RUNNING trial failed when its worker pid is gone (same host and boot) or, "
                                  f"{'via Optuna RDB heartbeat' if rdb else 'via heartbeat user attr'}, silent "
@@ -886,6 +917,10 @@ def run_search(base: TrainConfig, space: Mapping, *, storage: str | Path, study_
             study.stop()
 
     used = trials_used(study)
+    if baseline and not study.trials and n_trials > 0:
+        # The recipe itself is trial 0 (the same for every model searched with the same base): a search
+        # never ends below its starting point, whatever the budget. Names outside their range are sampled.
+        study.enqueue_trial(base_params(base, space), user_attrs={"baseline": 1}, skip_if_exists=True)
     if used < n_trials:
         study.optimize(within_budget, callbacks=[after_trial, stale_check_and_budget], catch=(_OverBudget,),
                        gc_after_trial=True)
