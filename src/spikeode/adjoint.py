@@ -106,7 +106,7 @@ def _segment_vjp_diffrax(integ: Diffrax, static, params, y_start, dt, lam_end):
         sol = dfx.diffeqsolve(
             dfx.ODETerm(field), integ.solver_for(y0.dtype), t0=0.0, t1=1.0, dt0=1.0, y0=y0,
             stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol), saveat=dfx.SaveAt(t1=True),
-            max_steps=integ.max_steps, throw=False, adjoint=dfx.RecursiveCheckpointAdjoint(),
+            max_steps=integ.max_steps, throw=False, adjoint=integ.adjoint(),
         )
         return sol.ys[-1]
 
