@@ -82,10 +82,13 @@ class StudyConfig:
         if name == "full":
             return cls(data=data, synapse=synapse)
         if name == "quick":
-            return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=2, hpo_epochs=1,
-                       train_samples=160, test_samples=64, retrain_epochs=3, landscape_points=7, landscape_span=0.5,
-                       landscape_samples=32, scan_points=31, scan_samples=(0, 1, 2, 3), gradstats_batches=4,
-                       extra_train_flags=("--hidden", "16", "--k-in", "200"))
+            # Sized to learn something in minutes on synthetic:easier (measured with 600 samples and 8 epochs:
+            # real-spike test accuracy 0.52 +- 0.02 LIF, 0.52 +- 0.07 QIF); the recipe is the first HPO trial.
+            return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=2, hpo_epochs=2,
+                       train_samples=500, test_samples=200, retrain_epochs=6, landscape_points=7,
+                       landscape_span=0.5, landscape_samples=32, gradient_planes=False, scan_points=31,
+                       scan_samples=(0, 1, 2, 3), gradstats_batches=4,
+                       extra_train_flags=("--hidden", "24", "--k-in", "150"))
         if name == "tiny":
             return cls(data=data, synapse=synapse, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32,
                        test_samples=16, retrain_epochs=1, landscape_points=3, landscape_span=0.5,
@@ -270,8 +273,10 @@ def check_study_config(cfg: StudyConfig, out: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="synthetic",
-                        help="synthetic[:standard|easy|easier] (default; spikeode.data.synthetic) | yinyang | shd:DIR")
+    parser.add_argument("--data", default=None,
+                        help="synthetic[:standard|easy|easier] (spikeode.data.synthetic; default synthetic, and "
+                             "synthetic:easier for --quick, whose minutes do not learn the standard set) | "
+                             "yinyang | shd:DIR")
     parser.add_argument("--synapse", choices=SYNAPSES, default="exp",
                         help="exp: LIF and QIF with the same exponential synapse (default); delta: theta QIF "
                              "vs delta-synapse LIF")
@@ -288,7 +293,9 @@ def main(argv=None) -> int:
     if args.landscape_jobs is not None:
         run_landscape_jobs(json.loads(args.landscape_jobs))
         return 0
-    cfg = StudyConfig.preset(args.preset or ("quick" if args.quick else "full"), args.data, args.synapse)
+    preset = args.preset or ("quick" if args.quick else "full")
+    data = args.data or ("synthetic:easier" if preset == "quick" else "synthetic")
+    cfg = StudyConfig.preset(preset, data, args.synapse)
     if args.seeds:
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seeds))
     if args.hpo_trials:

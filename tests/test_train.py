@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from spikeode.data.synthetic import write_synthetic
+from spikeode.neurons import EIF, LIF, QIF
 from spikeode.results import config_of
-from spikeode.neurons import EIF, LIF, QIF, AbstractNeuron
 from spikeode.train import (
     CALIBRATION_VARIABLES,
     HISTORY_VARIABLES,
@@ -152,37 +152,8 @@ def test_defaults_train_a_network_that_spikes_on_sparse_latency_data(tmp_path, n
         assert ds[name].dims == ("layer",) and ds[name].attrs["long_name"]
 
 
-class UserDeltaLIF(AbstractNeuron):
-    """A user's delta-synapse LIF with closed forms and no pseudodynamics (no ``pseudo_spike``)."""
-
-    tau: float = 1.0
-    I0: float = 0.0
-    v_th: float = 1.0
-
-    def initial_state(self):
-        return jnp.zeros(1)
-
-    def vector_field(self, t, y, args):
-        return (self.I0 - y) / self.tau
-
-    def threshold(self, y):
-        return y[0] - self.v_th
-
-    def reset(self, y):
-        return jnp.zeros_like(y)
-
-    def receive(self, y, w):
-        return y + w
-
-    def flow(self, y, dt):
-        return self.I0 + (y - self.I0) * jnp.exp(-dt / self.tau)
-
-    def time_to_threshold(self, y, horizon):
-        return jnp.full((), jnp.inf, y.dtype)  # I0 < v_th: no crossing between inputs
-
-
 def test_user_model_without_pseudodynamics_trains_with_a_notice(tmp_path, capsys):
-    config = tiny(neuron=f"{__name__}:UserDeltaLIF", epochs=1)
+    config = tiny(neuron="user_models:UserDeltaLIF", epochs=1)
     assert config.pseudospikes
     ds = train(config, tmp_path, progress=False)
     notice = capsys.readouterr().err

@@ -134,3 +134,32 @@ class SkewedGradientLIF(AbstractNeuron):
         t = self.tau * jnp.log((self.I0 - y[0]) / (self.I0 - 1.0))
         t = t + (self.gradient_factor - 1.0) * (t - jax.lax.stop_gradient(t))
         return jnp.where(t <= horizon, t, jnp.inf)
+
+
+class UserDeltaLIF(AbstractNeuron):
+    """A user's delta-synapse LIF with closed forms and no pseudodynamics (no ``pseudo_spike``)."""
+
+    tau: float = 1.0
+    I0: float = 0.0
+    v_th: float = 1.0
+
+    def initial_state(self):
+        return jnp.zeros(1)
+
+    def vector_field(self, t, y, args):
+        return (self.I0 - y) / self.tau
+
+    def threshold(self, y):
+        return y[0] - self.v_th
+
+    def reset(self, y):
+        return jnp.zeros_like(y)
+
+    def receive(self, y, w):
+        return y + w
+
+    def flow(self, y, dt):
+        return self.I0 + (y - self.I0) * jnp.exp(-dt / self.tau)
+
+    def time_to_threshold(self, y, horizon):
+        return jnp.full((), jnp.inf, y.dtype)  # I0 < v_th: no crossing between inputs
