@@ -214,12 +214,11 @@ def landscape_jobs(cfg: StudyConfig, out: Path, model: str) -> list[dict]:
 
 def run_landscape_jobs(jobs: list[dict]) -> None:
     """Compute landscapes in this process: one JAX start, and one compilation per run configuration."""
-    import jax
+    from spikeode.landscape import LandscapeConfig, compute_landscape
+    from spikeode.precision import ensure_precision
 
     dtypes = {json.loads((Path(job["run"]) / "checkpoint.json").read_text())["config"].get("dtype") for job in jobs}
-    if "float64" in dtypes:
-        jax.config.update("jax_enable_x64", True)
-    from spikeode.landscape import LandscapeConfig, compute_landscape
+    ensure_precision("float64" if "float64" in dtypes else "float32")
 
     for job in jobs:
         fields = {k: v for k, v in job.items() if k != "out"}

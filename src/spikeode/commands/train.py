@@ -96,11 +96,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    import jax
-
-    if config.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    from ..train import train
+    from ..train import train  # it switches JAX to float64 itself when the config asks for it
 
     if (args.out / "checkpoint.json").exists() and not args.resume:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
