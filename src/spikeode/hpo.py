@@ -51,7 +51,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .neurons import resolve_neuron_class
 from .results import provenance_attrs, read_dataset, variable, write_dataset
-from .train import TrainConfig, load_data, train
+from .train import TrainConfig, accuracy_variable, load_data, train
 
 _log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def default_space(neuron: str, init: str = "calibrated") -> dict[str, dict]:
 def objective_variable(config: TrainConfig) -> str:
     """The run.nc variable a trial is judged by: real-spike validation accuracy, unless the run's
     ``objective`` is ``"pseudo"`` (first spikes and pseudospikes)."""
-    return "validation_accuracy" if config.objective == "real" else "validation_accuracy_pseudo"
+    return accuracy_variable(config, "validation")
 
 
 def read_space(path: str | Path) -> dict[str, dict]:

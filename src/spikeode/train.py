@@ -50,6 +50,7 @@ __all__ = [
     "make_loss_fn",
     "evaluate",
     "train",
+    "accuracy_variable",
     "effective_config",
     "resolve_gradient",
     "epoch_line",
@@ -492,7 +493,7 @@ def _history_dataset(rows: list[dict], config: TrainConfig, layer_names: list[st
     silent = rows[-1]["output_silent_sample_fraction"]
     ds.attrs.update({
         "neuron_model": config.neuron,
-        "objective": "test_accuracy" if config.objective == "real" else "test_accuracy_pseudo",
+        "objective": accuracy_variable(config, "test"),
         "init": config.init,
         "gradient_used": info["gradient_used"],
         "outputs_mostly_silent": int(silent > SILENT_WARNING_FRACTION),
@@ -632,6 +633,12 @@ def train(
                       "real output spike: the network does not classify with its spikes (test_accuracy counts "
                       "real spikes only; test_accuracy_pseudo also pseudospikes)", stacklevel=2)
     return ds
+
+
+def accuracy_variable(config: TrainConfig, split: str) -> str:
+    """The run.nc accuracy of ``split`` (train, test, validation) that ``config.objective`` names: real
+    output spikes only (``<split>_accuracy``), or also pseudospikes (``<split>_accuracy_pseudo``)."""
+    return f"{split}_accuracy" + ("" if config.objective == "real" else "_pseudo")
 
 
 def epoch_line(row: dict) -> str:
