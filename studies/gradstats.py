@@ -2,7 +2,7 @@
 
 Trains LIF and QIF with the same budget (synthetic data, ``--epochs`` x ``--train-samples``) over
 ``--seeds`` seeds (runs resume / are skipped when already finished), computes the gradient statistics of
-``spikeode.gradstats`` at the start, middle and end of training (the per-epoch snapshots
+``spikeode.study.gradstats`` at the start, middle and end of training (the per-epoch snapshots
 ``epochs/epoch_NNNN.eqx``), combines them into OUT/gradstats.nc, plots OUT/gradstats.png, prints the
 table, and times the statistics of one checkpoint against 20 training steps (both compiled, same process).
 
@@ -22,7 +22,7 @@ spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CP
 
 
 def train_runs(out: Path, neurons, seeds, epochs: int, train_samples: int, test_samples: int) -> list[Path]:
-    from spikeode.train import default_config, load_checkpoint, train
+    from spikeode.training.loop import default_config, load_checkpoint, train
 
     dirs = []
     for seed in seeds:
@@ -43,7 +43,7 @@ def time_training_steps(run_dir: Path, n_steps: int = 20) -> float:
     import jax
 
     from spikeode.data import iterate_batches
-    from spikeode.train import _optimizer, _trainable_filter, load_data, load_model, make_loss_fn
+    from spikeode.training.loop import _optimizer, _trainable_filter, load_data, load_model, make_loss_fn
 
     model, config = load_model(run_dir, 0)
     train_set = load_data(config)[0]
@@ -117,9 +117,9 @@ def main() -> None:
     p.add_argument("--no-timing", action="store_true")
     args = p.parse_args()
 
-    from spikeode.gradstats import checkpoint_gradstats, draw_minibatches, plot_gradstats, run_gradstats
-    from spikeode.results import write_dataset
-    from spikeode.train import load_data, load_model
+    from spikeode.study.gradstats import checkpoint_gradstats, draw_minibatches, plot_gradstats, run_gradstats
+    from spikeode.io.netcdf import write_dataset
+    from spikeode.training.loop import load_data, load_model
 
     args.out.mkdir(parents=True, exist_ok=True)
     dirs = train_runs(args.out, args.neurons, args.seeds, args.epochs, args.train_samples, args.test_samples)

@@ -6,7 +6,7 @@
     python studies/hpo.py --plot-only          # redraw from the netCDF files
 
 Each model gets its own study (journal file ``hpo_<model>.log`` in ``--outdir``, or ``--storage URL``), the
-built-in search space of the model (``spikeode.hpo.SEARCH_SPACES``) and the same fixed settings and number of
+built-in search space of the model (``spikeode.study.hpo.SEARCH_SPACES``) and the same fixed settings and number of
 trials. Results: ``hpo_<model>.nc`` (one row per trial), ``hpo.png`` and ``hpo_summary.json`` (the best trial of
 each model: validation and test accuracy and hyperparameters). Rerunning continues the studies.
 """
@@ -25,8 +25,8 @@ spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CP
 
 
 def run_model(neuron: str, args) -> Path:
-    from spikeode.hpo import default_space, run_search
-    from spikeode.train import default_config
+    from spikeode.study.hpo import default_space, run_search
+    from spikeode.training.loop import default_config
 
     fixed = {"epochs": args.epochs, "train_samples": args.train_samples, "test_samples": args.test_samples,
              "validation_fraction": args.validation_fraction, "seed": args.seed}
@@ -56,7 +56,7 @@ def importances(ds) -> dict[str, float]:
     """Optuna's default parameter importances of the complete trials stored in an ``hpo.nc`` Dataset."""
     import optuna
 
-    from spikeode.hpo import distributions
+    from spikeode.study.hpo import distributions
 
     space = json.loads(ds.attrs["search_space_json"])
     names = json.loads(ds.attrs["hyperparameters_json"])  # variable -> hyperparameter name
@@ -84,7 +84,7 @@ def plot(files: list[Path], png: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from spikeode.results import read_dataset
+    from spikeode.io.netcdf import read_dataset
 
     fig, axes = plt.subplots(2, len(files), figsize=(6 * len(files), 8), squeeze=False)
     for col, path in enumerate(files):
@@ -123,7 +123,7 @@ def plot(files: list[Path], png: Path) -> None:
 def summary(files: list[Path]) -> dict:
     import numpy as np
 
-    from spikeode.results import read_dataset
+    from spikeode.io.netcdf import read_dataset
 
     out = {}
     for path in files:

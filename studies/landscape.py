@@ -54,8 +54,8 @@ def main(argv=None) -> int:
                             "--epochs", str(args.epochs), "--train-samples", str(args.train_budget),
                             "--out", str(run)] + (["--quiet"] if args.quiet else []), check=True)
 
-    from spikeode.diagnostics import scan_statistics
-    from spikeode.landscape import LandscapeConfig, compute_landscape
+    from spikeode.study.diagnostics import scan_statistics
+    from spikeode.study.landscape import LandscapeConfig, compute_landscape
 
     args.out.mkdir(parents=True, exist_ok=True)
     samples = tuple(int(s) for s in args.samples.split(","))

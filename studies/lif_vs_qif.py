@@ -6,7 +6,7 @@
 
 The pair (``--synapse``): ``exp`` (default) is LIF and QIF with the SAME exponential synapse at each model's
 closed-form ratio (LIF tau_mem = 2 tau_syn; QIF tau_syn = tau/2 with I0 = -1/4), the neuron parameters of the
-data source's recipe (``spikeode.train.NEURON_RECIPES``); ``delta`` is the theta QIF against LIF, both with
+data source's recipe (``spikeode.training.loop.NEURON_RECIPES``); ``delta`` is the theta QIF against LIF, both with
 delta synapses (``DELTA_PAIR``). Either way the neuron parameters are fixed for the search, so both models
 share the coupling, tau_m, initialisation scheme, readout and the rest of the HPO space.
 
@@ -102,7 +102,7 @@ def pair_neuron_params(cfg: StudyConfig) -> dict[str, dict]:
     """Neuron parameters of each model for the configured pair (fixed during the search)."""
     if cfg.synapse == "delta":
         return DELTA_PAIR
-    from spikeode.train import default_config
+    from spikeode.training.loop import default_config
 
     return {model: default_config(cfg.data, model).neuron_params for model in MODELS}
 
@@ -146,7 +146,7 @@ def stage_hpo(cfg: StudyConfig, out: Path) -> None:
         if finished_trials(nc) >= cfg.hpo_trials:
             print(f"  hpo {model}: {cfg.hpo_trials} trials done, skipped")
             continue
-        # --trials is the study's whole budget (spikeode.hpo.BUDGET_RULE): a resumed search runs only the rest
+        # --trials is the study's whole budget (spikeode.study.hpo.BUDGET_RULE): a resumed search runs only the rest
         spikeode("hpo", "--neuron", model, "--neuron-params", json.dumps(pair_neuron_params(cfg)[model]),
                  "--trials", cfg.hpo_trials, "--storage", out / f"hpo_{model}.log",
                  "--study-name", f"lif_vs_qif_{model}", "--out", nc, "--epochs", cfg.hpo_epochs,
@@ -214,7 +214,7 @@ def landscape_jobs(cfg: StudyConfig, out: Path, model: str) -> list[dict]:
 
 def run_landscape_jobs(jobs: list[dict]) -> None:
     """Compute landscapes in this process: one JAX start, and one compilation per run configuration."""
-    from spikeode.landscape import LandscapeConfig, compute_landscape
+    from spikeode.study.landscape import LandscapeConfig, compute_landscape
     from spikeode.precision import ensure_precision
 
     dtypes = {json.loads((Path(job["run"]) / "checkpoint.json").read_text())["config"].get("dtype") for job in jobs}

@@ -15,8 +15,8 @@ import spikeode
 
 spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
 
-from spikeode.plotting import plot_learning_curves  # noqa: E402
-from spikeode.train import default_config, train  # noqa: E402
+from spikeode.io.plotting import plot_learning_curves  # noqa: E402
+from spikeode.training.loop import default_config, train  # noqa: E402
 
 
 def main(argv=None) -> int:

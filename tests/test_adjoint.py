@@ -1,4 +1,4 @@
-"""The event adjoint (``spikeode.adjoint``) equals autodiff through the event loop and finite differences."""
+"""The event adjoint (``spikeode.engine.adjoint``) equals autodiff through the event loop and finite differences."""
 
 import functools
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from spikeode.adjoint import record_events, simulate_layer_adjoint
+from spikeode.engine.adjoint import record_events, simulate_layer_adjoint
 from spikeode.integrate import Diffrax
-from spikeode.layer import END, INDUCED, RECEIVE, SPIKE, simulate_layer
-from spikeode.network import FeedForward, simulate
+from spikeode.engine.layer import END, INDUCED, RECEIVE, SPIKE, simulate_layer
+from spikeode.engine.network import FeedForward, simulate
 from spikeode.neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable
 from spikeode.spikes import spikes_from_lists
 

@@ -16,7 +16,7 @@ import jax
 import pytest
 
 import spikeode
-from spikeode.train import build_model, default_config
+from spikeode.training.loop import build_model, default_config
 
 FLAG = "--xla_cpu_use_fusion_emitters=false"
 TESTS = Path(__file__).parent
@@ -33,16 +33,16 @@ def _python(code: str, *options: str, env: dict | None = None) -> dict:
 
 # --- public names ---------------------------------------------------------------------------------
 def test_the_package_gives_the_names_a_user_needs():
-    from spikeode import data, network, neurons, spikes, train
+    from spikeode import data, neurons, spikes, train
+    from spikeode.engine import network
 
     assert spikeode.FeedForward is network.FeedForward and spikeode.simulate is network.simulate
     assert spikeode.simulate_neuron is network.simulate_neuron and spikeode.Spikes is spikes.Spikes
     assert (spikeode.LIF, spikeode.QIF, spikeode.EIF, spikeode.AbstractNeuron) == (
         neurons.LIF, neurons.QIF, neurons.EIF, neurons.AbstractNeuron)
     assert spikeode.load_dataset is data.load_dataset and spikeode.SpikeDataset is data.SpikeDataset
-    module = importlib.import_module("spikeode.train")
-    assert spikeode.train is module.train and callable(spikeode.train)  # the function, though a module is named so
-    assert train is module.train  # `from spikeode import train` gives the function too
+    module = importlib.import_module("spikeode.training.loop")
+    assert spikeode.train is module.train and train is module.train and callable(spikeode.train)
     assert spikeode.TrainConfig is module.TrainConfig and spikeode.default_config is module.default_config
     for name in spikeode.__all__:
         assert getattr(spikeode, name) is not None, name
@@ -58,8 +58,8 @@ def test_static_imports_list_the_same_names():
 
     block = next(node for node in ast.parse(inspect.getsource(spikeode)).body
                  if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
-    static = {(f".{imp.module}", alias.name) for imp in block.body for alias in imp.names}
-    assert static == set((module, name) for name, module in spikeode._LAZY.items())
+    static = {(imp.module, alias.name) for imp in block.body for alias in imp.names}
+    assert static == {(f"spikeode{module}", name) for name, module in spikeode._LAZY.items()}
 
 
 def test_import_is_light_and_changes_no_global_state():
@@ -103,7 +103,7 @@ print(json.dumps(seen))
 def test_train_in_float64_without_x64_enabled_by_the_caller(tmp_path):
     code = f"""
 import json, jax, numpy as np, spikeode
-from spikeode.train import load_model
+from spikeode.training.loop import load_model
 assert not jax.config.jax_enable_x64
 config = spikeode.default_config("synthetic", "qif", dtype="float64", hidden=(3,), train_samples=16,
                                  test_samples=8, epochs=1, batch_size=8, k_in=30, init="recipe")
@@ -149,7 +149,7 @@ def test_per_layer_values_expand_and_the_voltage_readout_takes_the_recipe():
 def test_gradstats_definitions_survive_python_OO():
     code = """
 import json
-import spikeode.gradstats as gs
+import spikeode.study.gradstats as gs
 from test_gradstats import _fake_checkpoint
 ds = gs.combine_gradstats([_fake_checkpoint("lif", 0, 0, 1.0)])
 print(json.dumps({"definitions": ds.attrs["definitions"][:7], "doc": gs.__doc__}))

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spikeode.calibrate import HIDDEN_STATISTIC, OUTPUT_STATISTIC, calibrate, layer_activity, weight_shape
-from spikeode.network import FeedForward, simulate
+from spikeode.training.calibrate import HIDDEN_STATISTIC, OUTPUT_STATISTIC, calibrate, layer_activity, weight_shape
+from spikeode.engine.network import FeedForward, simulate
 from spikeode.neurons import LIF, QIF
 from spikeode.spikes import spikes_from_lists
 

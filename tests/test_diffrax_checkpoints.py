@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spikeode.adjoint import simulate_layer_adjoint
+from spikeode.engine.adjoint import simulate_layer_adjoint
 from spikeode.integrate import Diffrax
-from spikeode.layer import simulate_layer
+from spikeode.engine.layer import simulate_layer
 from spikeode.neurons import EIF
 
 T = 3.0

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode import gradstats as gs
+from spikeode.study import gradstats as gs
 from spikeode.cli import main
-from spikeode.results import read_dataset, write_dataset
-from spikeode.train import default_config, train
+from spikeode.io.netcdf import read_dataset, write_dataset
+from spikeode.training.loop import default_config, train
 
 
 @pytest.fixture(autouse=True)

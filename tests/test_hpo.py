@@ -1,4 +1,4 @@
-"""Hyperparameter search (``spikeode.hpo``, ``spikeode hpo``): spaces, bad input, storages, workers, results.
+"""Hyperparameter search (``spikeode.study.hpo``, ``spikeode hpo``): spaces, bad input, storages, workers, results.
 
 Trials are tiny (32 train samples, 1 epoch, 4 hidden neurons) and the test space only varies the seed,
 so every trial runs the same compiled programs (a persistent JAX compilation cache is shared by the
@@ -31,9 +31,9 @@ import xarray as xr
 from filelock import FileLock
 from optuna.trial import TrialState
 
-from spikeode import hpo
+from spikeode.study import hpo
 from spikeode.cli import main
-from spikeode.train import TrainConfig, default_config
+from spikeode.training.loop import TrainConfig, default_config
 
 TINY = ["--train-samples", "32", "--test-samples", "16", "--epochs", "1", "--hidden", "4", "--k-in", "60",
         "--batch-size", "16", "--validation-fraction", "0.25"]
@@ -314,7 +314,7 @@ class _FlakyStorage(optuna.storages.InMemoryStorage):
 def test_the_heartbeat_survives_transient_storage_errors(caplog):
     study = optuna.create_study(storage=_FlakyStorage(failures=2), direction="maximize")
     trial = study.ask()
-    with caplog.at_level(logging.WARNING, logger="spikeode.hpo"), hpo._Heartbeat(trial, 0.01):
+    with caplog.at_level(logging.WARNING, logger="spikeode.study.hpo"), hpo._Heartbeat(trial, 0.01):
         deadline = time.monotonic() + 10
         while "heartbeat" not in study.trials[0].user_attrs and time.monotonic() < deadline:
             time.sleep(0.01)

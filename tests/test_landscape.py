@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode import landscape as ls
-from spikeode.diagnostics import edge_diagnostics, is_jump, order_changes, spike_changes, summary_metrics
-from spikeode.landscape import LandscapeConfig, compute_landscape, filter_normalise, random_direction
-from spikeode.results import read_dataset
-from spikeode.train import default_config, load_checkpoint, load_data, make_loss_fn, train
+from spikeode.study import landscape as ls
+from spikeode.study.diagnostics import edge_diagnostics, is_jump, order_changes, spike_changes, summary_metrics
+from spikeode.study.landscape import LandscapeConfig, compute_landscape, filter_normalise, random_direction
+from spikeode.io.netcdf import read_dataset
+from spikeode.training.loop import default_config, load_checkpoint, load_data, make_loss_fn, train
 
 INF = np.inf
 
@@ -88,7 +88,7 @@ def test_hand_built_swap_and_disappearance_are_counted_exactly():
 
 
 def test_scan_statistics_on_a_hand_built_scan():
-    from spikeode.diagnostics import scan_statistics
+    from spikeode.study.diagnostics import scan_statistics
 
     # one sample, 4 points, 1 layer of 2 neurons with 1 slot: neuron 0 overtakes neuron 1 on edge 1,
     # neuron 1's spike vanishes mid-trial on edge 2 (where the loss jumps)
@@ -226,7 +226,7 @@ def test_single_sample_scan_keeps_spike_times(sample_scan):
 
 
 def test_single_sample_scan_locates_every_event_exactly(sample_scan, monkeypatch):
-    from spikeode import scan_events as se
+    from spikeode.study import scan_events as se
 
     lc, path = sample_scan
     ds = read_dataset(path)
@@ -271,8 +271,8 @@ def _cf_failures(path) -> dict[str, list]:
 
 
 def test_result_files_are_cf_clean(run_dir, sample_scan, tmp_path):
-    from spikeode.gradstats import run_gradstats
-    from spikeode.results import write_dataset
+    from spikeode.study.gradstats import run_gradstats
+    from spikeode.io.netcdf import write_dataset
 
     lc = LandscapeConfig(run=str(run_dir), kind="2d", points=3, span=0.2, train_samples=8, point_batch=3)
     files = [run_dir / "run.nc", sample_scan[1], tmp_path / "l.nc", tmp_path / "gradstats.nc"]

@@ -8,7 +8,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from spikeode.integrate import Diffrax
-from spikeode.network import FeedForward, check_trace, simulate
+from spikeode.engine.network import FeedForward, check_trace, simulate
 from spikeode.neurons import LIF, QIF
 from spikeode.spikes import Spikes, spikes_from_lists
 

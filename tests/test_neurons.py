@@ -13,7 +13,7 @@ import pytest
 
 from spikeode.check import FD_NOISE, TOL, _fd_rows, _finite_differences, _loss_fn, _rel, gradient_error, run_check
 from spikeode.integrate import Diffrax
-from spikeode.network import simulate_neuron
+from spikeode.engine.network import simulate_neuron
 from spikeode.neurons import EIF, LIF, QIF, as_trainable, resolve_neuron_class
 
 TESTS = Path(__file__).parent
@@ -188,7 +188,7 @@ class _QIFWithoutOrder(QIF):
 @pytest.mark.parametrize("I0", [1.1, -0.2])
 def test_firing_order_shortcut_gives_the_same_layer(I0):
     """Ranking by ``firing_order`` (one crossing time per event) equals ranking by every neuron's time."""
-    from spikeode.layer import simulate_layer
+    from spikeode.engine.layer import simulate_layer
 
     rng = np.random.default_rng(3)
     w = jnp.asarray(rng.normal(0.4, 0.5, (6, 5)))

@@ -9,7 +9,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from spikeode.integrate import ClosedForm, Diffrax, make_integrator
-from spikeode.network import FeedForward, simulate, simulate_neuron
+from spikeode.engine.network import FeedForward, simulate, simulate_neuron
 from spikeode.neurons import QIF
 from spikeode.spikes import spikes_from_lists
 

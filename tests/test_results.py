@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode import results
-from spikeode.results import history_line, read_dataset, write_dataset
+from spikeode.io import netcdf as results
+from spikeode.io.netcdf import history_line, read_dataset, write_dataset
 
 
 def _dataset():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode import scan_events as se
-from spikeode.network import FeedForward, simulate
+from spikeode.study import scan_events as se
+from spikeode.engine.network import FeedForward, simulate
 from spikeode.neurons import LIF
 from spikeode.spikes import Spikes
 

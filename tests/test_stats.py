@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from spikeode.stats import MIN_N, Claim, Interval, difference_interval, mean_interval, verdict
+from spikeode.study.stats import MIN_N, Claim, Interval, difference_interval, mean_interval, verdict
 
 # Student's sleep data (Cushny & Peebles 1905): extra hours of sleep under two drugs, 10 patients.
 SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]

@@ -10,7 +10,7 @@ import nbformat
 import xarray as xr
 from nbclient import NotebookClient
 
-from spikeode.stats import VERDICTS
+from spikeode.study.stats import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "studies" / "lif_vs_qif.py"
@@ -86,7 +86,7 @@ def test_recipes_pair_the_same_synapse(monkeypatch):
 
     import pytest
 
-    from spikeode.train import RECIPES, default_config
+    from spikeode.training.loop import RECIPES, default_config
 
     spec = importlib.util.spec_from_file_location("lif_vs_qif", STUDY)
     study = importlib.util.module_from_spec(spec)

@@ -12,8 +12,8 @@ import pytest
 
 from spikeode.data.synthetic import write_synthetic
 from spikeode.neurons import EIF, LIF, QIF
-from spikeode.results import config_of
-from spikeode.train import (
+from spikeode.io.netcdf import config_of
+from spikeode.training.loop import (
     CALIBRATION_VARIABLES,
     HISTORY_VARIABLES,
     build_model,
@@ -95,7 +95,7 @@ def test_runs_on_real_shd_layout(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    train_module = importlib.import_module("spikeode.train")  # the package exports a function of that name
+    train_module = importlib.import_module("spikeode.training.loop")  # the package exports a function of that name
 
     config = tiny(epochs=2)
     monkeypatch.setattr(train_module, "first_spike_loss", lambda *a, **k: jnp.full(a[1].shape, jnp.nan))

@@ -89,7 +89,7 @@ class RunConfig:
 
 def make_neuron(workload: Workload):
     """The workload's neuron model (parameters become trainable arrays in ``FeedForward``)."""
-    from .neurons import LIF, QIF
+    from spikeode.neurons import LIF, QIF
 
     if workload.neuron == "qif":
         # spikegd: tau dV/dt = V(V - 1) + 5/4, tau = 6/pi (period 6), phase Theta/2 at t = 0 (V' = 1/2).
@@ -117,8 +117,8 @@ def make_problem(cfg: RunConfig):
     import jax
     import jax.numpy as jnp
 
-    from .network import FeedForward
-    from .spikes import Spikes
+    from spikeode.engine.network import FeedForward
+    from spikeode.spikes import Spikes
 
     wl = WORKLOADS[cfg.workload]
     dtype = jnp.dtype(cfg.dtype)
@@ -158,7 +158,7 @@ def make_loss(integrator, T, gradient: str = "autodiff"):
     """``loss(net, spikes, labels) -> (loss, activity)`` with activity counts as auxiliary output."""
     import jax.numpy as jnp
 
-    from .network import simulate
+    from spikeode.engine.network import simulate
 
     def loss(net, spikes, labels):
         trace = simulate(net, spikes, T, integrator=integrator, gradient=gradient)
@@ -209,7 +209,7 @@ def run_local(cfg: RunConfig) -> dict:
     """Measure one run in this process (use ``run_in_subprocess`` for a clean peak-RSS figure)."""
     import jax
 
-    from .precision import ensure_precision
+    from spikeode.precision import ensure_precision
 
     ensure_precision(cfg.dtype)
     fn, args = make_step(cfg)

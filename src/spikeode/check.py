@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .integrate import Diffrax
-from .network import simulate_neuron
-from .neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable, resolve_neuron_class
+from spikeode.integrate import Diffrax
+from spikeode.engine.network import simulate_neuron
+from spikeode.neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable, resolve_neuron_class
 
 __all__ = ["CheckRow", "gradient_error", "model_variants", "run_check", "format_rows"]
 

@@ -11,7 +11,9 @@ import importlib
 import pkgutil
 import sys
 
-from . import __version__, commands, use_fast_cpu_defaults
+from spikeode import __version__
+from spikeode import commands
+from spikeode import use_fast_cpu_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:

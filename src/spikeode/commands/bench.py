@@ -11,7 +11,7 @@ import json
 
 
 def register(subparsers) -> None:
-    from ..bench import INTEGRATORS, MODES, WORKLOADS
+    from spikeode.bench import INTEGRATORS, MODES, WORKLOADS
 
     p = subparsers.add_parser("bench", help="throughput / compile time / peak memory of the engine", description=__doc__)
     p.add_argument("--workload", nargs="+", default=["shd"], choices=sorted(WORKLOADS), help="default: shd")
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import INTEGRATORS, MODES, expand_runs, format_table, run_in_subprocess
+    from spikeode.bench import INTEGRATORS, MODES, expand_runs, format_table, run_in_subprocess
 
     runs = expand_runs(
         args.workload,

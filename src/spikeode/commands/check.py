@@ -17,10 +17,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..precision import ensure_precision
+    from spikeode.precision import ensure_precision
 
     ensure_precision("float64")
-    from ..check import format_rows, run_check
+    from spikeode.check import format_rows, run_check
 
     rows = run_check(args.neuron, seed=args.seed)
     print(format_rows(rows))

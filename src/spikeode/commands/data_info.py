@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import data_statistics, parse_data_source
+    from spikeode.data import data_statistics, parse_data_source
 
     source = parse_data_source(args.data)
     stats = {split: data_statistics(source, split, cache_dir=args.cache_dir) for split in source.splits}

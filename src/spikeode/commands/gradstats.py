@@ -1,7 +1,7 @@
 """``spikeode gradstats``: gradient statistics (SNR, cosine similarity, silent pathways, predictiveness)
 of trained runs over training, combined into one netCDF file with dims (neuron_model, seed, epoch, layer).
 
-Definitions: ``spikeode.gradstats.DEFINITIONS`` and each variable's ``description`` attribute.
+Definitions: ``spikeode.study.gradstats.DEFINITIONS`` and each variable's ``description`` attribute.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batches < 2:
         raise ValueError("--batches must be >= 2")
-    from ..gradstats import plot_gradstats, run_gradstats
-    from ..results import write_dataset
+    from spikeode.study.gradstats import plot_gradstats, run_gradstats
+    from spikeode.io.netcdf import write_dataset
 
     runs = [args.run] if args.run else args.runs
     out = args.out or (Path(args.run) / "gradstats.nc" if args.run else None)

@@ -24,7 +24,7 @@ import json
 import signal
 from pathlib import Path
 
-from .train import add_config_flags, config_from_args
+from spikeode.commands.train import add_config_flags, config_from_args
 
 
 def register(subparsers) -> None:
@@ -62,7 +62,7 @@ def _terminate(signum, frame):
 
 def _fixed_keys(args: argparse.Namespace) -> set[str]:
     """Configuration keys given explicitly as flags: they are fixed for every trial."""
-    from .train import FLAGS
+    from spikeode.commands.train import FLAGS
 
     keys = {key for flag, (key, _, _) in FLAGS.items() if getattr(args, flag.lstrip("-").replace("-", "_")) is not None}
     keys.discard("validation_fraction")
@@ -74,7 +74,7 @@ def _fixed_keys(args: argparse.Namespace) -> set[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import hpo
+    from spikeode.study import hpo
 
     if args.best is not None:
         if args.storage is None:

@@ -36,15 +36,15 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..train import load_checkpoint  # noqa: F401  (imports jax)
+    from spikeode.training.loop import load_checkpoint  # noqa: F401  (imports jax)
 
     meta = json.loads((args.run / "checkpoint.json").read_text()) if (args.run / "checkpoint.json").exists() else None
     if meta is None:
         raise FileNotFoundError(f"no checkpoint in {args.run}")
-    from ..precision import ensure_precision
+    from spikeode.precision import ensure_precision
 
     ensure_precision(meta["config"].get("dtype", "float32"))
-    from ..landscape import LandscapeConfig, compute_landscape
+    from spikeode.study.landscape import LandscapeConfig, compute_landscape
 
     lc = LandscapeConfig(run=str(args.run), kind=args.kind, points=args.points, span=args.span, seed=args.seed,
                          train_samples=args.train_samples, samples=args.samples, direction=args.direction,

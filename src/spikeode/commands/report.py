@@ -13,7 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import make_report
+    from spikeode.study.report import make_report
 
     if not args.directory.is_dir():
         raise FileNotFoundError(f"{args.directory} is not a directory")

@@ -51,7 +51,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """Recipe of (data, neuron) < config file < explicit flags."""
-    from ..train import default_config
+    from spikeode.training.loop import default_config
 
     values = _read_config_file(args.config) if args.config else {}
     for flag, (key, _, _) in FLAGS.items():
@@ -96,7 +96,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from ..train import train  # it switches JAX to float64 itself when the config asks for it
+    from spikeode.training.loop import train  # it switches JAX to float64 itself when the config asks for it
 
     if (args.out / "checkpoint.json").exists() and not args.resume:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")

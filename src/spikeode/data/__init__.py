@@ -14,11 +14,11 @@ Modules: :mod:`~spikeode.data.shd` (reader + preprocessing), :mod:`~spikeode.dat
 :mod:`~spikeode.data.dataset` (``SpikeDataset``, subsets, batches).
 """
 
-from .dataset import SpikeDataset, iterate_batches, split_validation, stratified_indices
-from .shd import Preprocessing, RawSamples, SHDFile, SHDFormatError, preprocess, read_shd
-from .source import DataSource, data_statistics, load_dataset, parse_data_source, source_splits
-from .synthetic import ensure_synthetic, write_shd_file
-from .yinyang import yinyang_class, yinyang_spikes
+from spikeode.data.dataset import SpikeDataset, iterate_batches, split_validation, stratified_indices
+from spikeode.data.shd import Preprocessing, RawSamples, SHDFile, SHDFormatError, preprocess, read_shd
+from spikeode.data.source import DataSource, data_statistics, load_dataset, parse_data_source, source_splits
+from spikeode.data.synthetic import ensure_synthetic, write_shd_file
+from spikeode.data.yinyang import yinyang_class, yinyang_spikes
 
 __all__ = [
     "DataSource",

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int
 
-from ..spikes import Spikes
+from spikeode.spikes import Spikes
 
 __all__ = ["SpikeDataset", "iterate_batches", "split_validation", "stratified_indices", "summarize"]
 

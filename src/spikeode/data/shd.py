@@ -37,8 +37,8 @@ import h5py
 import numpy as np
 from jaxtyping import Float, Int
 
-from ..spikes import Spikes, spikes_from_lists
-from .dataset import summarize
+from spikeode.spikes import Spikes, spikes_from_lists
+from spikeode.data.dataset import summarize
 
 __all__ = [
     "N_CHANNELS",

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import SpikeDataset, stratified_indices, summarize
-from .shd import N_CHANNELS, Preprocessing, SHDFile, file_statistics, preprocess
-from .synthetic import DIFFICULTIES, ensure_synthetic
-from .yinyang import CLASS_NAMES as YINYANG_CLASSES
-from .yinyang import SPLITS as YINYANG_SPLITS
-from .yinyang import yinyang_spikes
+from spikeode.data.dataset import SpikeDataset, stratified_indices, summarize
+from spikeode.data.shd import N_CHANNELS, Preprocessing, SHDFile, file_statistics, preprocess
+from spikeode.data.synthetic import DIFFICULTIES, ensure_synthetic
+from spikeode.data.yinyang import CLASS_NAMES as YINYANG_CLASSES
+from spikeode.data.yinyang import SPLITS as YINYANG_SPLITS
+from spikeode.data.yinyang import yinyang_spikes
 
 __all__ = ["DataSource", "data_statistics", "load_dataset", "parse_data_source", "source_splits"]
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .shd import N_CHANNELS, N_CLASSES
+from spikeode.data.shd import N_CHANNELS, N_CLASSES
 
 __all__ = [
     "CLASS_NAMES",

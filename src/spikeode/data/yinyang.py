@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from jaxtyping import Float, Int
 
-from ..spikes import Spikes, spikes_from_lists
+from spikeode.spikes import Spikes, spikes_from_lists
 
 __all__ = [
     "CLASS_NAMES",

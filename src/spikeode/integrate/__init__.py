@@ -1,8 +1,8 @@
 """Integrators: how a layer's state moves between events (closed form or diffrax)."""
 
-from ._base import AbstractIntegrator, Advance
-from .closed_form import ClosedForm
-from .diffrax import Diffrax
+from spikeode.integrate._base import AbstractIntegrator, Advance
+from spikeode.integrate.closed_form import ClosedForm
+from spikeode.integrate.diffrax import Diffrax
 
 __all__ = ["AbstractIntegrator", "Advance", "ClosedForm", "Diffrax", "make_integrator"]
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
-from ..neurons import AbstractNeuron
+from spikeode.neurons import AbstractNeuron
 
 __all__ = ["AbstractIntegrator", "Advance", "first_argmin", "supra_threshold"]
 

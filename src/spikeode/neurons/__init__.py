@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-from ._base import AbstractNeuron, NotClosedForm, as_trainable
-from .eif import EIF
-from .lif import LIF
-from .qif import QIF
+from spikeode.neurons._base import AbstractNeuron, NotClosedForm, as_trainable
+from spikeode.neurons.eif import EIF
+from spikeode.neurons.lif import LIF
+from spikeode.neurons.qif import QIF
 
 __all__ = ["AbstractNeuron", "NotClosedForm", "as_trainable", "LIF", "QIF", "EIF", "BUILTIN_NEURONS", "resolve_neuron_class"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
-from ._base import AbstractNeuron
+from spikeode.neurons._base import AbstractNeuron
 
 __all__ = ["EIF"]
 

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
-from ._base import AbstractNeuron
-from ._roots import bracketed_root, exprel, log1prel
+from spikeode.neurons._base import AbstractNeuron
+from spikeode.neurons._roots import bracketed_root, exprel, log1prel
 
 __all__ = ["LIF"]
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
-from ._base import AbstractNeuron, NotClosedForm
+from spikeode.neurons._base import AbstractNeuron, NotClosedForm
 
 __all__ = ["QIF"]
 

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .network import FeedForward, Trace, _merge_spikes
-from .neurons import LIF
+from spikeode.engine.network import FeedForward, Trace, _merge_spikes
+from spikeode.neurons import LIF
 
 __all__ = [
     "first_spike_times",

@@ -302,7 +302,7 @@ def event_variables(events: Sequence[Event], capped: np.ndarray, alpha: np.ndarr
     out = {
         "event_kind": var(ev, np.array([EVENT_KINDS.index(e.kind) for e in events], np.int8), "event kind",
                           "appearance / disappearance of a spike, order_swap / order_tie of a pair of spikes, going "
-                          "towards increasing alpha (spikeode.scan_events)", **_FLAGS),
+                          "towards increasing alpha (spikeode.study.scan_events)", **_FLAGS),
         "event_sample": var(ev, np.array([e.sample for e in events], np.int32), "sample of the event",
                             "sample index in the training subset (the `sample` coordinate)"),
         "event_grid_edge": var(ev, np.array([e.grid_edge for e in events], np.int32), "grid interval of the event",

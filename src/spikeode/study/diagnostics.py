@@ -1,6 +1,6 @@
 """Spike-order diagnostics between neighbouring landscape points, and fragmentation/gradient statistics.
 
-These compare grid points; ``spikeode.scan_events`` locates the same events exactly between them.
+These compare grid points; ``spikeode.study.scan_events`` locates the same events exactly between them.
 
 Definitions (used verbatim in the ``description`` attribute of every variable ``landscape.nc`` holds):
 

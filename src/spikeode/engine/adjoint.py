@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
-from .layer import (
+from spikeode.integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
+from spikeode.engine.layer import (
     INDUCED,
     NONE,
     RECEIVE,
@@ -60,7 +60,7 @@ from .layer import (
     make_event_step,
     validate_layer_inputs,
 )
-from .neurons import AbstractNeuron
+from spikeode.neurons import AbstractNeuron
 
 __all__ = ["record_events", "simulate_layer_adjoint"]
 

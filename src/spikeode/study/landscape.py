@@ -17,12 +17,12 @@ Kinds: ``2d`` (alpha x beta over a batch: the first ``train_samples`` of the see
 spike-time arrays of every layer, and the exact locations of its spike events: once every row is done,
 each spike appearance, disappearance and order change between neighbouring points is located to
 ``EVENT_TOL * span`` by refining the grid interval with a forward-only program, and stored on an
-``event`` dimension; see ``spikeode.scan_events``, whose ``event_statistics`` summarises them).
+``event`` dimension; see ``spikeode.study.scan_events``, whose ``event_statistics`` summarises them).
 
 Computation: the grid's alpha rows are split into chunks; a chunk evaluates its points in vmapped
 batches of ``point_batch`` parameter offsets with ONE compiled program (``value_and_grad`` of the loss),
 plus a *halo*, the first row of the next chunk, so that every edge starting in the chunk (to the next
-alpha row and to the next beta column) gets its diagnostics (``spikeode.diagnostics``) inside the
+alpha row and to the next beta column) gets its diagnostics (``spikeode.study.diagnostics``) inside the
 chunk. Chunks are independent: they run in process or on a Dask cluster, and after each one the whole
 file is rewritten atomically (unfinished points NaN, ``row_finished`` flags); a rerun with the same
 configuration skips finished chunks (resume). Event location runs in process after the last chunk and
@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import diagnostics, scan_events
-from .results import provenance_attrs, read_dataset, variable, write_dataset
+from spikeode.study import diagnostics
+from spikeode.study import scan_events
+from spikeode.io.netcdf import provenance_attrs, read_dataset, variable, write_dataset
 
 __all__ = [
     "POINT_VARIABLES",
@@ -75,7 +76,7 @@ class LandscapeConfig:
         point_batch: parameter offsets per vmapped evaluation (one compiled program for all).
         chunk_rows: alpha rows per chunk (unit of checkpointing and of Dask tasks); default
             ``ceil(points / 4)``.
-        jump_factor, jump_eps: the jump criterion (``spikeode.diagnostics``).
+        jump_factor, jump_eps: the jump criterion (``spikeode.study.diagnostics``).
     """
 
     run: str
@@ -156,7 +157,7 @@ def make_directions(lc: LandscapeConfig, model, run_config, times, units, labels
         gnorm = math.sqrt(sum(float(np.sum(np.square(x, dtype=np.float64))) for x in g))
         dirs[0] = tuple(-np.asarray(x, np.float64) * wnorm / max(gnorm, 1e-300) for x in g)
     elif lc.direction.startswith("checkpoint:"):
-        from .train import load_checkpoint
+        from spikeode.training.loop import load_checkpoint
 
         other, _, _, _ = load_checkpoint(lc.direction.split(":", 1)[1])
         if [w.shape for w in other.net.weights] != [w.shape for w in weights]:
@@ -184,8 +185,8 @@ def _simulator(config):
     """``run(weights, model, times, units) -> (model with those weights, Trace)`` for one sample."""
     import equinox as eqx
 
-    from .network import simulate
-    from .spikes import Spikes
+    from spikeode.engine.network import simulate
+    from spikeode.spikes import Spikes
 
     def run(w, model, times, units):
         model = eqx.tree_at(lambda m: m.net.weights, model, tuple(w))
@@ -211,7 +212,7 @@ def _weights_at(offset, base, dirs):
 def _sample_objective(config):
     """``obj(weights, model, times, units, label) -> (loss, (accuracy, layer spike times, counts, problem))``
     for one sample; the same loss as ``train.make_loss_fn`` (checked by a test)."""
-    from .readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
+    from spikeode.training.readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
 
     run = _simulator(config)
 
@@ -319,11 +320,11 @@ def evaluate_chunk(common: dict, r0: int, r1: int, progress: Callable[[int], Non
     import jax
     import jax.numpy as jnp
 
-    from .precision import ensure_precision
+    from spikeode.precision import ensure_precision
 
     ensure_precision("float64" if common["x64"] else "float32")
 
-    from .train import TrainConfig
+    from spikeode.training.loop import TrainConfig
 
     run_config = TrainConfig.from_dict(common["run_config"])
     per_sample = common["kind"] == "sample"
@@ -398,7 +399,7 @@ def _event_evaluator(common: dict) -> scan_events.Evaluate:
     import jax
     import jax.numpy as jnp
 
-    from .train import TrainConfig
+    from spikeode.training.loop import TrainConfig
 
     forward = _program_for(TrainConfig.from_dict(common["run_config"]), None)
     wdtype = np.asarray(common["base"][0]).dtype
@@ -422,7 +423,7 @@ def _event_evaluator(common: dict) -> scan_events.Evaluate:
 
 
 def _locate_events(lc: LandscapeConfig, common: dict, state: "_State", sample_ids: list[int]) -> dict:
-    """The ``event_*`` variables of a finished sample-kind scan (``spikeode.scan_events``)."""
+    """The ``event_*`` variables of a finished sample-kind scan (``spikeode.study.scan_events``)."""
     grid = np.moveaxis(state.points["spike_times"][:, 0], 1, 0)  # (sample, alpha, layer, neuron, slot)
     problems = np.moveaxis(state.points["problems"][:, 0], 1, 0) > 0
     tol = EVENT_TOL * lc.span
@@ -645,7 +646,7 @@ def _prepare(lc: LandscapeConfig) -> tuple[dict, dict, list[str]]:
     import jax
     import jax.numpy as jnp
 
-    from .train import load_checkpoint, load_data
+    from spikeode.training.loop import load_checkpoint, load_data
 
     model, _, epoch, run_config = load_checkpoint(lc.run)
     data_config = run_config.replace(train_samples=lc.train_samples, test_samples=1, validation_fraction=0.0)

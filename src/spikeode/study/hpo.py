@@ -49,9 +49,9 @@ import xarray as xr
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
-from .neurons import resolve_neuron_class
-from .results import provenance_attrs, read_dataset, variable, write_dataset
-from .train import TrainConfig, accuracy_variable, load_data, train
+from spikeode.neurons import resolve_neuron_class
+from spikeode.io.netcdf import provenance_attrs, read_dataset, variable, write_dataset
+from spikeode.training.loop import TrainConfig, accuracy_variable, load_data, train
 
 _log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .adjoint import simulate_layer_adjoint
-from .integrate import AbstractIntegrator, make_integrator
-from .layer import LayerTrace, is_concrete, default_budget, simulate_layer
-from .neurons import AbstractNeuron, as_trainable
-from .spikes import Spikes, validate_spikes
+from spikeode.engine.adjoint import simulate_layer_adjoint
+from spikeode.integrate import AbstractIntegrator, make_integrator
+from spikeode.engine.layer import LayerTrace, is_concrete, default_budget, simulate_layer
+from spikeode.neurons import AbstractNeuron, as_trainable
+from spikeode.spikes import Spikes, validate_spikes
 
 __all__ = ["FeedForward", "Trace", "simulate", "simulate_neuron", "check_trace", "check_network"]
 
@@ -177,7 +177,7 @@ def simulate(
             budget ran out, spike slots overflowed or a solve failed. Needs concrete inputs (not
             under ``jit``); inside ``jit`` read the flags of the returned ``Trace``.
         gradient: how reverse mode differentiates the event loop: ``"autodiff"`` (through the scan)
-            or ``"adjoint"`` (the event adjoint of ``spikeode.adjoint``; equal values, feed-forward only).
+            or ``"adjoint"`` (the event adjoint of ``spikeode.engine.adjoint``; equal values, feed-forward only).
     """
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient {gradient!r}: use one of {GRADIENTS}")

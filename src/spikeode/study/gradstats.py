@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .results import provenance_attrs, variable
+from spikeode.io.netcdf import provenance_attrs, variable
 
 #: What every statistic means (stored as attribute ``definitions``; a constant, not the docstring, so that
 #: ``python -OO`` keeps it).
@@ -283,8 +283,8 @@ def _program(config, chunk: int, with_grad: bool = True):
     import jax
     import jax.numpy as jnp
 
-    from .spikes import Spikes
-    from .train import make_loss_fn
+    from spikeode.spikes import Spikes
+    from spikeode.training.loop import make_loss_fn
 
     loss_fn = make_loss_fn(config)
 
@@ -313,7 +313,7 @@ def _program(config, chunk: int, with_grad: bool = True):
 
 def draw_minibatches(train_set, batch_size: int, n_batches: int, seed: int):
     """``n_batches`` seeded full minibatches of the split, stacked: ``(times[B,b,E], units[B,b,E], labels[B,b])``."""
-    from .data import iterate_batches
+    from spikeode.data import iterate_batches
 
     b = min(batch_size, len(train_set))
     times, units, labels = [], [], []
@@ -448,7 +448,7 @@ def select_epochs(available: Sequence[int], spec: str | None = None, every: int 
 
 
 def _stored_epochs(run_dir: Path) -> list[int]:
-    from .train import load_checkpoint
+    from spikeode.training.loop import load_checkpoint
 
     _, _, last, _ = load_checkpoint(run_dir)
     epochs = {int(p.stem.split("_")[1]) for p in (run_dir / "epochs").glob("epoch_*.eqx")}
@@ -497,8 +497,8 @@ def run_gradstats(run_dirs: Sequence[str | Path], *, n_batches: int = 16, seed: 
                   step_kind: str = "auto", chunk: int = 4, probes: int = DEFAULT_PROBES,
                   progress: bool = True) -> xr.Dataset:
     """Statistics of the selected epochs of every run, combined (``combine_gradstats``) with provenance attrs."""
-    from .precision import ensure_precision
-    from .train import load_data, load_model
+    from spikeode.precision import ensure_precision
+    from spikeode.training.loop import load_data, load_model
 
     parts, configs = [], {}
     data_cache: dict = {}
@@ -602,7 +602,7 @@ PLOT_PANELS: tuple[tuple[str, dict, bool], ...] = (
 
 def plot_gradstats(ds: xr.Dataset, path: str | Path) -> Path:
     """PNG of the statistics over training per neuron model: mean over seeds, band = min–max over seeds."""
-    from .plotting import axis_label, model_color, plt, save
+    from spikeode.io.plotting import axis_label, model_color, plt, save
 
     panels = [(n, sel, log) for n, sel, log in PLOT_PANELS if n in ds]
     ncol = 4

@@ -31,15 +31,15 @@ import optax
 import xarray as xr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .data import SpikeDataset, iterate_batches, load_dataset, parse_data_source, split_validation
-from .calibrate import HIDDEN_STATISTIC, OUTPUT_STATISTIC, LayerCalibration, calibrate
-from .integrate import Diffrax, make_integrator
-from .network import FeedForward, simulate
-from .neurons import AbstractNeuron, resolve_neuron_class
-from .readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
-from .precision import ensure_precision, jax_dtype
-from .results import provenance_attrs, read_dataset, variable, write_dataset
-from .spikes import Spikes
+from spikeode.data import SpikeDataset, iterate_batches, load_dataset, parse_data_source, split_validation
+from spikeode.training.calibrate import HIDDEN_STATISTIC, OUTPUT_STATISTIC, LayerCalibration, calibrate
+from spikeode.integrate import Diffrax, make_integrator
+from spikeode.engine.network import FeedForward, simulate
+from spikeode.neurons import AbstractNeuron, resolve_neuron_class
+from spikeode.training.readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
+from spikeode.precision import ensure_precision, jax_dtype
+from spikeode.io.netcdf import provenance_attrs, read_dataset, variable, write_dataset
+from spikeode.spikes import Spikes
 
 __all__ = [
     "TrainConfig",
@@ -77,7 +77,7 @@ class TrainConfig:
     in units of ``1/sqrt(fan_in)``.
 
     ``init="calibrated"`` (the default) scales every layer's weights on a seeded batch of training
-    data until its neurons spike (``spikeode.calibrate``: median ``calibration_rate`` spikes per hidden
+    data until its neurons spike (``spikeode.training.calibrate``: median ``calibration_rate`` spikes per hidden
     neuron per trial, a fraction ``calibration_output`` of (sample, output) pairs spiking); ``weight_std``
     then sets only the shape and ``weight_mean`` is not used; the weight updates of a layer scaled by
     ``s_l`` are scaled by ``s_l`` too, so ``lr`` keeps its size relative to the weights. ``init="recipe"``

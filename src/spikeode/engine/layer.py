@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
-from .integrate import AbstractIntegrator, make_integrator
-from .neurons import AbstractNeuron
-from .spikes import check_padded_events
+from spikeode.integrate import AbstractIntegrator, make_integrator
+from spikeode.neurons import AbstractNeuron
+from spikeode.spikes import check_padded_events
 
 __all__ = ["LayerTrace", "EventRecord", "simulate_layer", "event_loop", "make_event_step", "layer_trace",
            "chunk_layout", "chunked_scan", "default_budget",

@@ -6,7 +6,7 @@ plane 0), ``landscape_<model>_plane<k>.nc`` (random planes k >= 1), ``landscape_
 (gradient planes), ``samples_<model>.nc``.
 
 ``summary.md`` opens with the seed's claims, each as a number with a 95 % confidence interval and a
-verdict (``spikeode.stats``); ``summary.nc`` holds the same rows on its ``claim`` dimension. The rows
+verdict (``spikeode.study.stats``); ``summary.nc`` holds the same rows on its ``claim`` dimension. The rows
 (QIF - LIF differences are unpaired: the models' seeds, planes and samples are independent draws):
 
 - ``accuracy``: QIF - LIF final test accuracy counting real spikes only, over the retrained seeds
@@ -16,7 +16,7 @@ verdict (``spikeode.stats``); ``summary.nc`` holds the same rows on its ``claim`
 - ``snr``, ``cosine`` (whole weight vector), ``fd_sign_agreement``: QIF - LIF gradient statistics at the
   last analysed epoch, over seeds (Welch t); claimed > 0 (LIF gradients more erratic).
 - ``mid_trial``: QIF - LIF fraction of spike (dis)appearances along the single-sample scans that happen
-  before the trial end (exact event locations, ``spikeode.scan_events``), over samples (percentile
+  before the trial end (exact event locations, ``spikeode.study.scan_events``), over samples (percentile
   bootstrap); claimed < 0 (a QIF spike enters and leaves through the trial end). ``order_preceded``: LIF's
   fraction of (dis)appearances that an order swap precedes, minus the chance of a swap in such a window
   before a random location, over samples (percentile bootstrap); claimed > 0 (order changes cause them).
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .plotting import axis_label, model_color, plot_learning_curves, plt, real_accuracy, save
-from .results import provenance_attrs, read_dataset, variable, write_dataset
-from .stats import MIN_N, Claim, Interval, difference_interval, mean_interval
+from spikeode.io.plotting import axis_label, model_color, plot_learning_curves, plt, real_accuracy, save
+from spikeode.io.netcdf import provenance_attrs, read_dataset, variable, write_dataset
+from spikeode.study.stats import MIN_N, Claim, Interval, difference_interval, mean_interval
 
 __all__ = ["claims_dataset", "claims_markdown", "collect_runs", "make_report", "study_claims", "summary_dataset"]
 
@@ -241,11 +241,11 @@ def _gradient_claims(study_dir: Path) -> list[Claim]:
 
 
 def sample_event_fractions(ds: xr.Dataset) -> dict[str, np.ndarray]:
-    """Per sample of a single-sample scan with located events (``spikeode.scan_events.event_statistics``):
+    """Per sample of a single-sample scan with located events (``spikeode.study.scan_events.event_statistics``):
     ``mid_trial``, the share of its spike (dis)appearances before the trial end; ``order_preceded_excess``,
     the share that an order swap precedes (within the window before) minus the chance of a swap in a
     window at a random location. NaN for a sample without (dis)appearances."""
-    from .scan_events import event_statistics
+    from spikeode.study.scan_events import event_statistics
 
     per = event_statistics(ds)["per_sample"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -295,7 +295,7 @@ def claims_dataset(claims: list[Claim]) -> xr.Dataset:
         "claim_direction": variable(("claim",), np.array([c.claimed for c in claims], dtype=object),
                                     "claimed side of the reference (greater or less)"),
         "claim_method": variable(("claim",), np.array([c.interval.method for c in claims], dtype=object),
-                                 "confidence interval method (spikeode.stats)"),
+                                 "confidence interval method (spikeode.study.stats)"),
         "claim_verdict": variable(("claim",), np.array([c.verdict for c in claims], dtype=object), "verdict",
                                   rule="holds: the interval excludes the reference on the claimed side; does not hold: "
                                   "it excludes it on the other side; inconclusive at this budget: otherwise, or fewer "
@@ -398,10 +398,10 @@ def _plot_samples(study_dir: Path, path: Path) -> Path | None:
 
 
 def _sample_events(ds: xr.Dataset, sample: int) -> dict[str, np.ndarray] | None:
-    """Exact locations per event kind of one sample's scan (``spikeode.scan_events``), None without events."""
+    """Exact locations per event kind of one sample's scan (``spikeode.study.scan_events``), None without events."""
     if "event_kind" not in ds:
         return None
-    from .scan_events import EVENT_KINDS
+    from spikeode.study.scan_events import EVENT_KINDS
 
     mine = ds.event_sample.values == sample
     return {kind: ds.event_alpha.values[mine & (ds.event_kind.values == i)] for i, kind in enumerate(EVENT_KINDS)}
@@ -451,7 +451,7 @@ def _markdown(summary: xr.Dataset, claims: list[Claim], study_dir: Path) -> str:
              f"({config.get('hpo_epochs', '?')} epochs each); winners retrained with seeds {config.get('seeds', '?')} "
              f"for {config.get('retrain_epochs', '?')} epochs.", "",
              "## The seed's claims", "",
-             "Each row: the number, its 95% confidence interval (method named; `spikeode.stats`), the group sizes "
+             "Each row: the number, its 95% confidence interval (method named; `spikeode.study.stats`), the group sizes "
              "and the verdict: **holds** when the interval excludes the reference on the claimed side, **does not "
              "hold** when it excludes it on the other side, **inconclusive at this budget** otherwise, and whenever a "
              f"group has fewer than {MIN_N} values.", ""]
@@ -501,7 +501,7 @@ def make_report(study_dir: str | Path) -> list[Path]:
             written.append(out)
     gradstats = study_dir / "gradstats.nc"
     if gradstats.exists():
-        from .gradstats import plot_gradstats
+        from spikeode.study.gradstats import plot_gradstats
 
         written.append(plot_gradstats(read_dataset(gradstats), study_dir / "gradstats.png"))
     md = study_dir / "summary.md"

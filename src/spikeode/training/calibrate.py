@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .integrate import make_integrator
-from .layer import simulate_layer
-from .network import FeedForward, _merge_spikes, _per_layer
-from .spikes import Spikes
+from spikeode.integrate import make_integrator
+from spikeode.engine.layer import simulate_layer
+from spikeode.engine.network import FeedForward, _merge_spikes, _per_layer
+from spikeode.spikes import Spikes
 
 __all__ = ["LayerCalibration", "calibrate", "layer_activity", "weight_shape", "HIDDEN_STATISTIC",
            "OUTPUT_STATISTIC"]
