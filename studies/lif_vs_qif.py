@@ -78,7 +78,8 @@ class StudyConfig:
 
     @classmethod
     def preset(cls, name: str, data: str = "synthetic", synapse: str = "exp") -> StudyConfig:
-        """``full`` (the defaults), ``quick`` (every stage and file in minutes) or ``tiny`` (the test suite)."""
+        """``full`` (the defaults), ``reference`` (the committed reference results), ``quick`` (every stage and
+        file in minutes) or ``tiny`` (the test suite)."""
         if name == "full":
             return cls(data=data, synapse=synapse)
         if name == "quick":
@@ -89,13 +90,23 @@ class StudyConfig:
                        landscape_span=0.5, landscape_samples=32, gradient_planes=False, scan_points=31,
                        scan_samples=(0, 1, 2, 3), gradstats_batches=4,
                        extra_train_flags=("--hidden", "24", "--k-in", "150"))
+        if name == "reference":
+            # The committed reference results (results/reference_*): sized to finish in <= 90 min on 2 cores
+            # with another study beside it; 6 HPO trials per model (the recipe first), 3 seeds, 3 random
+            # planes plus every seed's gradient plane, 8 scanned samples.
+            extra = () if data == "yinyang" else ("--hidden", "32", "--k-in", "150")
+            train, test = (1000, 500) if data == "yinyang" else (1200, 400)
+            return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=6, hpo_epochs=3,
+                       train_samples=train, test_samples=test, retrain_epochs=12, landscape_points=9,
+                       landscape_span=0.5, landscape_samples=64, gradient_planes=True, scan_points=61,
+                       scan_samples=tuple(range(8)), gradstats_batches=8, extra_train_flags=extra)
         if name == "tiny":
             return cls(data=data, synapse=synapse, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32,
                        test_samples=16, retrain_epochs=1, landscape_points=3, landscape_span=0.5,
                        landscape_samples=8, landscape_planes=2, gradient_planes=False, scan_points=5,
                        scan_samples=(0,), gradstats_batches=2, gradstats_epochs="last",
                        extra_train_flags=("--hidden", "4", "--k-in", "60"))
-        raise ValueError(f"unknown preset {name!r}: full, quick or tiny")
+        raise ValueError(f"unknown preset {name!r}: full, reference, quick or tiny")
 
 
 def pair_neuron_params(cfg: StudyConfig) -> dict[str, dict]:
@@ -282,7 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--landscape-jobs", default=None, help=argparse.SUPPRESS)  # internal: stage 4's worker
     parser.add_argument("--out", type=Path, default=Path("out/lif_vs_qif"))
     parser.add_argument("--quick", action="store_true", help="small budget: every stage and file in < 10 min")
-    parser.add_argument("--preset", choices=("full", "quick", "tiny"), default=None,
+    parser.add_argument("--preset", choices=("full", "reference", "quick", "tiny"), default=None,
                         help="budget preset (--quick = --preset quick; tiny is for the test suite)")
     parser.add_argument("--stop-after", choices=[name for name, _ in STAGES], default=None,
                         help="stop after this stage (the next run resumes from there)")
@@ -293,7 +304,7 @@ def main(argv=None) -> int:
         run_landscape_jobs(json.loads(args.landscape_jobs))
         return 0
     preset = args.preset or ("quick" if args.quick else "full")
-    data = args.data or ("synthetic:easier" if preset == "quick" else "synthetic")
+    data = args.data or ("synthetic:easier" if preset in ("quick", "reference") else "synthetic")
     cfg = StudyConfig.preset(preset, data, args.synapse)
     if args.seeds:
         cfg = dataclasses.replace(cfg, seeds=tuple(args.seeds))
