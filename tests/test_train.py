@@ -95,10 +95,10 @@ def test_runs_on_real_shd_layout(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    train_module = importlib.import_module("spikeode.training.loop")  # the package exports a function of that name
+    loss_module = importlib.import_module("spikeode.training.loss")
 
     config = tiny(epochs=2)
-    monkeypatch.setattr(train_module, "first_spike_loss", lambda *a, **k: jnp.full(a[1].shape, jnp.nan))
+    monkeypatch.setattr(loss_module, "first_spike_loss", lambda *a, **k: jnp.full(a[1].shape, jnp.nan))
     with pytest.raises(FloatingPointError, match="epoch 1.*checkpoint of epoch 0"):
         train(config, tmp_path, progress=False)
     assert (tmp_path / "checkpoint.eqx").exists()

@@ -137,32 +137,20 @@ def make_problem(cfg: RunConfig):
     return net, spikes, jnp.asarray(labels), wl.T
 
 
-def first_spike_times(trace, T):
-    """First spike time of every output neuron, ``T`` where it stayed silent."""
-    import jax.numpy as jnp
-
-    t = trace.output.times[..., 0]
-    return jnp.where(jnp.isfinite(t), t, jnp.asarray(T, t.dtype))
-
-
-def cross_entropy_first_spike(t_out, labels):
-    """``mean -log_softmax(-t_out)[label]``: the earliest output should be the label's."""
-    import jax
-    import jax.numpy as jnp
-
-    logp = jax.nn.log_softmax(-t_out, axis=-1)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
-
-
 def make_loss(integrator, T, gradient: str = "autodiff"):
-    """``loss(net, spikes, labels) -> (loss, activity)`` with activity counts as auxiliary output."""
+    """``loss(net, spikes, labels) -> (loss, (activity, t_out))``: the training loss (``spikeode.training.loss``)
+    without pseudospikes (silent outputs at ``T``), temperature 1 and no gamma term; activity counts as
+    auxiliary output."""
     import jax.numpy as jnp
 
     from spikeode.engine.network import simulate
+    from spikeode.training.loss import Objective, sample_loss
+    from spikeode.training.readout import first_spike_times
+
+    objective = Objective(T=T, pseudospikes=False)
 
     def loss(net, spikes, labels):
         trace = simulate(net, spikes, T, integrator=integrator, gradient=gradient)
-        t_out = first_spike_times(trace, T)
         activity = {
             "hidden_spikes_per_neuron": jnp.mean(trace.layers[0].counts.astype(jnp.float32)),
             "output_spikes_per_neuron": jnp.mean(trace.output.counts.astype(jnp.float32)),
@@ -170,7 +158,8 @@ def make_loss(integrator, T, gradient: str = "autodiff"):
             "events_used": trace.events_used.max(axis=0),
             "flagged_samples": jnp.sum(trace.exhausted | trace.overflow | trace.failed),
         }
-        return cross_entropy_first_spike(t_out, labels), (activity, t_out)
+        t_out = first_spike_times(net, trace, T, pseudospikes=False)
+        return jnp.mean(sample_loss(objective, net, trace, labels).loss), (activity, t_out)
 
     return loss
 

@@ -211,21 +211,15 @@ def _weights_at(offset, base, dirs):
 
 def _sample_objective(config):
     """``obj(weights, model, times, units, label) -> (loss, (accuracy, layer spike times, counts, problem))``
-    for one sample; the same loss as ``train.make_loss_fn`` (checked by a test)."""
-    from spikeode.training.readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
+    for one sample: the training loss (``spikeode.training.loss``); the accuracy counts pseudospikes."""
+    from spikeode.training.loss import Objective, sample_loss
 
     run = _simulator(config)
+    objective = Objective.of(config)
 
     def obj(w, model, times, units, label):
         model, trace = run(w, model, times, units)
-        if config.readout == "first_spike":
-            t_first = first_spike_times(model.net, trace, config.T, pseudospikes=config.pseudospikes)
-            loss = first_spike_loss(t_first, label, config.T, temperature=config.temperature, gamma=config.gamma)
-            acc = accuracy(t_first, label)
-        else:
-            vmax = max_voltage(trace.output.times, model.readout_weights, config.T)
-            loss = voltage_loss(vmax, label)
-            acc = accuracy(-vmax, label)
+        loss, _, acc = sample_loss(objective, model.net, trace, label, model.readout_weights)
         return loss, (acc, tuple(la.times for la in trace.layers), tuple(la.counts for la in trace.layers),
                       _problem(trace))
 

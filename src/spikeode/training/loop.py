@@ -36,7 +36,7 @@ from spikeode.training.calibrate import HIDDEN_STATISTIC, OUTPUT_STATISTIC, Laye
 from spikeode.integrate import Diffrax, make_integrator
 from spikeode.engine.network import FeedForward, simulate
 from spikeode.neurons import AbstractNeuron, resolve_neuron_class
-from spikeode.training.readout import accuracy, first_spike_loss, first_spike_times, max_voltage, voltage_loss
+from spikeode.training.loss import Objective, sample_loss
 from spikeode.precision import ensure_precision, jax_dtype
 from spikeode.io.netcdf import provenance_attrs, read_dataset, variable, write_dataset
 from spikeode.spikes import Spikes
@@ -277,18 +277,12 @@ def make_loss_fn(config: TrainConfig):
     ``silent`` counts samples with no real output spike.
     """
 
+    objective = Objective.of(config)
+
     def loss_fn(model: SpikingClassifier, spikes: Spikes, labels: Int[Array, " batch"], mask):
         gradient = resolve_gradient(config, model.net.neurons)
         trace = simulate(model.net, spikes, config.T, integrator=config.integrator, gradient=gradient)
-        if config.readout == "first_spike":
-            t_first = first_spike_times(model.net, trace, config.T, pseudospikes=config.pseudospikes)
-            losses = first_spike_loss(t_first, labels, config.T, temperature=config.temperature, gamma=config.gamma)
-            acc = accuracy(t_first, labels, valid=trace.output.counts > 0)
-            acc_pseudo = accuracy(t_first, labels)
-        else:
-            vmax = jax.vmap(lambda times: max_voltage(times, model.readout_weights, config.T))(trace.output.times)
-            losses = voltage_loss(vmax, labels)
-            acc = acc_pseudo = accuracy(-vmax, labels)
+        losses, acc, acc_pseudo = sample_loss(objective, model.net, trace, labels, model.readout_weights)
         m = mask.astype(losses.dtype)
         n = jnp.maximum(jnp.sum(m), 1.0)
         metrics = {

@@ -1,4 +1,4 @@
-"""Readouts and losses: first (pseudo)spike times, time-to-first-spike cross-entropy, max-voltage readout.
+"""Readouts: first (pseudo)spike times, their accuracy, and the exact max-voltage readout (losses: ``loss.py``).
 
 Conventions (explicit, because silent outputs and ties decide accuracies):
 - ``first_spike_times(..., pseudospikes=True)``: an output that spiked in ``[0, T]`` reports its first
@@ -22,10 +22,8 @@ from spikeode.neurons import LIF
 __all__ = [
     "first_spike_times",
     "pseudo_rates_and_delays",
-    "first_spike_loss",
     "accuracy",
     "max_voltage",
-    "voltage_loss",
 ]
 
 
@@ -61,24 +59,6 @@ def first_spike_times(
     else:
         silent_time = jnp.full_like(first, T)
     return jnp.where(spiked, first, silent_time)
-
-
-def first_spike_loss(
-    t_first: Float[Array, "*batch outputs"],
-    labels: Int[Array, "*batch"],
-    T: float,
-    *,
-    temperature: float = 1.0,
-    gamma: float = 0.0,
-) -> Float[Array, "*batch"]:
-    """Cross-entropy on ``-t/temperature`` plus ``gamma (exp(t_label/T) - 1)`` (pulls the label earlier)."""
-    t_label = jnp.take_along_axis(t_first, labels[..., None], axis=-1)[..., 0]
-    return _cross_entropy(-t_first / temperature, labels) + gamma * jnp.expm1(t_label / T)
-
-
-def _cross_entropy(logits, labels):
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
 def accuracy(
@@ -133,8 +113,3 @@ def max_voltage(
     (t, y, vmax), _ = jax.lax.scan(step, init, (times, units))
     _, last = segment_max(y, T - t)
     return jnp.maximum(vmax, last)
-
-
-def voltage_loss(vmax: Float[Array, "*batch outputs"], labels: Int[Array, "*batch"]) -> Float[Array, "*batch"]:
-    """Cross-entropy on the maximum voltages."""
-    return _cross_entropy(vmax, labels)
