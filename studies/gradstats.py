@@ -22,7 +22,7 @@ spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CP
 
 
 def train_runs(out: Path, neurons, seeds, epochs: int, train_samples: int, test_samples: int) -> list[Path]:
-    from spikeode.training.loop import default_config, load_checkpoint, train
+    from spikeode.training import default_config, load_checkpoint, train
 
     dirs = []
     for seed in seeds:
@@ -43,13 +43,13 @@ def time_training_steps(run_dir: Path, n_steps: int = 20) -> float:
     import jax
 
     from spikeode.data import iterate_batches
-    from spikeode.training.loop import _optimizer, _trainable_filter, load_data, load_model, make_loss_fn
+    from spikeode.training import load_data, load_model, make_loss_fn, make_optimizer, trainable_filter
 
     model, config = load_model(run_dir, 0)
     train_set = load_data(config)[0]
     loss_fn = make_loss_fn(config)
-    spec = _trainable_filter(model, config)
-    opt = _optimizer(config, 10)
+    spec = trainable_filter(model, config)
+    opt = make_optimizer(config, 10)
     opt_state = opt.init(eqx.filter(model, spec))
 
     @eqx.filter_jit
@@ -117,9 +117,10 @@ def main() -> None:
     p.add_argument("--no-timing", action="store_true")
     args = p.parse_args()
 
-    from spikeode.study.gradstats import checkpoint_gradstats, draw_minibatches, plot_gradstats, run_gradstats
     from spikeode.io.netcdf import write_dataset
-    from spikeode.training.loop import load_data, load_model
+    from spikeode.io.plotting import plot_gradstats
+    from spikeode.study.gradstats import checkpoint_gradstats, draw_minibatches, run_gradstats
+    from spikeode.training import load_data, load_model
 
     args.out.mkdir(parents=True, exist_ok=True)
     dirs = train_runs(args.out, args.neurons, args.seeds, args.epochs, args.train_samples, args.test_samples)

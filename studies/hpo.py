@@ -26,7 +26,7 @@ spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CP
 
 def run_model(neuron: str, args) -> Path:
     from spikeode.study.hpo import default_space, run_search
-    from spikeode.training.loop import default_config
+    from spikeode.training import default_config
 
     fixed = {"epochs": args.epochs, "train_samples": args.train_samples, "test_samples": args.test_samples,
              "validation_fraction": args.validation_fraction, "seed": args.seed}
@@ -34,7 +34,8 @@ def run_model(neuron: str, args) -> Path:
     out = args.outdir / f"hpo_{neuron}.nc"
     storage = args.storage or str(args.outdir / f"hpo_{neuron}.log")
     print(f"== {neuron}: {args.trials} trials of {args.epochs} epochs on {args.data} ({args.train_samples} train)")
-    run_search(base, default_space(neuron, base.init), storage=storage, study_name=f"{args.study_prefix}{neuron}",
+    run_search(base, default_space(neuron, base.init, base.data), storage=storage,
+               study_name=f"{args.study_prefix}{neuron}",
                n_trials=args.trials, out=out, seed=args.seed, pruner=args.pruner,
                echo=lambda line: print(f"{neuron}: {line}", flush=True))
     return out

@@ -54,6 +54,7 @@ def main(argv=None) -> int:
                             "--epochs", str(args.epochs), "--train-samples", str(args.train_budget),
                             "--out", str(run)] + (["--quiet"] if args.quiet else []), check=True)
 
+    from spikeode.io.plotting import plot_landscape_planes
     from spikeode.study.diagnostics import scan_statistics
     from spikeode.study.landscape import LandscapeConfig, compute_landscape
 
@@ -86,29 +87,10 @@ def main(argv=None) -> int:
             "wall_s_this_invocation": {"grid": t1 - t0, "scan": t2 - t1},
         }
     (args.out / "landscape_summary.json").write_text(json.dumps(summary, indent=1))
-    _figure(grids, args.out / "landscape.png")
+    plot_landscape_planes(grids, args.out / "landscape.png")
     print(json.dumps(summary, indent=1))
     print(f"figure: {args.out / 'landscape.png'}")
     return 0
-
-
-def _figure(grids: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(10, 8), constrained_layout=True)
-    for col, name in enumerate(("lif", "qif")):
-        ds = grids[name]
-        for row, var in enumerate(("loss", "grad_norm")):
-            ax = axes[row, col]
-            ds[var].plot(ax=ax, x="alpha", y="beta", cmap="viridis" if var == "loss" else "magma")
-            ax.set_title(f"{name.upper()}: {ds[var].attrs['long_name']} (jump fraction {float(ds.jump_fraction):.2f})"
-                         if row == 0 else f"{name.upper()}: {ds[var].attrs['long_name']}")
-            ax.plot([0], [0], "w+", ms=10)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@
 
 The pair (``--synapse``): ``exp`` (default) is LIF and QIF with the SAME exponential synapse at each model's
 closed-form ratio (LIF tau_mem = 2 tau_syn; QIF tau_syn = tau/2 with I0 = -1/4), the neuron parameters of the
-data source's recipe (``spikeode.training.loop.NEURON_RECIPES``); ``delta`` is the theta QIF against LIF, both with
+data source's recipe (``spikeode.training.default_config``); ``delta`` is the theta QIF against LIF, both with
 delta synapses (``DELTA_PAIR``). Either way the neuron parameters are fixed for the search, so both models
 share the coupling, tau_m, initialisation scheme, readout and the rest of the HPO space.
 
-Stages (each skipped when its files exist for the same configuration; the unfinished one resumes):
+Stages (each skipped when its files exist for the same configuration; the unfinished one resumes), all in
+this process, each printing the equivalent ``spikeode`` command of every unit it runs:
   1. hpo        equal Optuna budget per model          -> hpo_<model>.nc (+ hpo_<model>.log journal)
   2. retrain    each winner with several seeds          -> runs/<model>/seed<k>/run.nc (+ checkpoints)
   3. gradstats  gradient statistics over those runs     -> gradstats.nc
@@ -18,13 +19,21 @@ Stages (each skipped when its files exist for the same configuration; the unfini
                 the first seed's winner (plane k: direction seed k; ``landscape_<model>.nc`` for k = 0,
                 ``landscape_<model>_plane<k>.nc`` after) and, with ``gradient_planes``, one gradient plane
                 (alpha: the descent direction) around every seed's winner
-                (``landscape_<model>_gradient_seed<s>.nc``); all planes of a model in one process (one JAX
-                start, one compilation per run; the tiny preset skips the gradient planes' extra compilation)
+                (``landscape_<model>_gradient_seed<s>.nc``); planes of one run share one compiled program
   5. samples    1-D single-sample scans with spike times -> samples_<model>.nc
   6. report     summary.nc, figures (PNG), summary.md (opens with the claims table; `spikeode report OUT`
                 redoes it from the files)
-The study's configuration is kept in OUT/study.json; re-running with another configuration is refused
-with the names of the changed keys.
+The study's configuration and file layout are kept in OUT/study.json; re-running with another configuration
+is refused with the names of the changed keys.
+
+Past one machine:
+  --storage URL            the searches live in a shared database (e.g. postgresql://user:pw@host/db) instead
+                           of OUT/hpo_<model>.log: study processes on several machines (each with its own OUT)
+                           run trials of the same searches until the equal budget is used, and each waits for
+                           the others' trials before it takes the winner; the later stages then give every
+                           process the same results.
+  --dask-scheduler ADDR    retraining seeds, gradient statistics, landscapes and scans run as tasks of a Dask
+                           cluster (workers need spikeode and OUT on a shared filesystem).
 """
 
 from __future__ import annotations
@@ -32,24 +41,44 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
-import sys
+import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import spikeode
 
 spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
+spikeode.enable_compilation_cache()  # compiled programs kept on disk: a resumed or second process loads them
+
+from spikeode.study.pipeline import Unit, gradstats_unit, landscape_unit, run_units, train_unit  # noqa: E402
+from spikeode.study.report import StudyLayout  # noqa: E402
 
 MODELS = ("lif", "qif")
 SYNAPSES = ("exp", "delta")
 #: The second pair's neuron parameters: LIF with delta synapses against the theta QIF (excitable, I0 < 0).
 DELTA_PAIR = {"lif": {"tau_mem": 1.0, "tau_syn": None}, "qif": {"tau": 1.0, "I0": -0.05}}
+PAIR_TEXT = {"exp": "same exponential synapse (LIF tau_mem = 2 tau_syn; QIF tau_syn = tau/2, I0 = -1/4)",
+             "delta": "delta synapses (theta QIF vs delta-synapse LIF)"}
+#: Settings of the search that are not the study's (the ``spikeode hpo`` defaults).
+SEARCH = {"seed": 0, "sampler_startup_trials": 10, "pruner": "median", "pruner_startup_trials": 3,
+          "heartbeat_interval": 60, "grace_period": 240}
+#: Gradient-statistics settings that are not the study's (the ``spikeode gradstats`` defaults).
+GRADSTATS = {"seed": 0, "every": None, "step_scales": (0.5, 1.0, 2.0), "step_kind": "auto", "chunk": 4, "probes": 4}
+
+
+def study_layout(synapse: str) -> StudyLayout:
+    """Where this study keeps its files, passed to the report and stored in study.json."""
+    return StudyLayout(title="LIF vs QIF", pair=PAIR_TEXT[synapse], models=MODELS, run="runs/{model}/seed{seed}",
+                       hpo="hpo_{model}.nc", best="best_{model}.json", gradstats="gradstats.nc",
+                       first_plane="landscape_{model}.nc", plane="landscape_{model}_plane{plane}.nc",
+                       gradient_plane="landscape_{model}_gradient_seed{seed}.nc", samples="samples_{model}.nc")
 
 
 @dataclass(frozen=True)
 class StudyConfig:
+    """The study's budget and setting. ``train_overrides``: ``TrainConfig`` values fixed for every run."""
+
     data: str = "synthetic"
     synapse: str = "exp"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -68,13 +97,18 @@ class StudyConfig:
     scan_samples: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
     gradstats_batches: int = 16
     gradstats_epochs: str = "first,middle,last"
-    extra_train_flags: tuple[str, ...] = ()
+    train_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        from spikeode.training import TrainConfig
+
         if self.synapse not in SYNAPSES:
             raise ValueError(f"unknown synapse {self.synapse!r}: use one of {SYNAPSES}")
         if self.landscape_planes < 1:
             raise ValueError(f"landscape_planes must be >= 1, got {self.landscape_planes}")
+        unknown = sorted(set(self.train_overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
+        if unknown:
+            raise ValueError(f"train_overrides has keys that are not TrainConfig fields: {unknown}")
 
     @classmethod
     def preset(cls, name: str, data: str = "synthetic", synapse: str = "exp") -> StudyConfig:
@@ -88,24 +122,23 @@ class StudyConfig:
             return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=2, hpo_epochs=2,
                        train_samples=500, test_samples=200, retrain_epochs=6, landscape_points=7,
                        landscape_span=0.5, landscape_samples=32, gradient_planes=False, scan_points=31,
-                       scan_samples=(0, 1, 2, 3), gradstats_batches=4,
-                       extra_train_flags=("--hidden", "24", "--k-in", "150"))
+                       scan_samples=(0, 1, 2, 3), gradstats_batches=4, train_overrides={"hidden": (24,), "k_in": 150})
         if name == "reference":
             # The committed reference results (results/reference_*): sized to finish in <= 90 min on 2 cores
             # with another study beside it; 6 HPO trials per model (the recipe first), 3 seeds, 3 random
             # planes plus every seed's gradient plane, 8 scanned samples.
-            extra = () if data == "yinyang" else ("--hidden", "32", "--k-in", "150")
+            extra = {} if data == "yinyang" else {"hidden": (32,), "k_in": 150}
             train, test = (1000, 500) if data == "yinyang" else (1200, 400)
             return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=6, hpo_epochs=3,
                        train_samples=train, test_samples=test, retrain_epochs=12, landscape_points=9,
                        landscape_span=0.5, landscape_samples=64, gradient_planes=True, scan_points=61,
-                       scan_samples=tuple(range(8)), gradstats_batches=8, extra_train_flags=extra)
+                       scan_samples=tuple(range(8)), gradstats_batches=8, train_overrides=extra)
         if name == "tiny":
             return cls(data=data, synapse=synapse, seeds=(0,), hpo_trials=1, hpo_epochs=1, train_samples=32,
                        test_samples=16, retrain_epochs=1, landscape_points=3, landscape_span=0.5,
                        landscape_samples=8, landscape_planes=2, gradient_planes=False, scan_points=5,
                        scan_samples=(0,), gradstats_batches=2, gradstats_epochs="last",
-                       extra_train_flags=("--hidden", "4", "--k-in", "60"))
+                       train_overrides={"hidden": (4,), "k_in": 60})
         raise ValueError(f"unknown preset {name!r}: full, reference, quick or tiny")
 
 
@@ -113,32 +146,57 @@ def pair_neuron_params(cfg: StudyConfig) -> dict[str, dict]:
     """Neuron parameters of each model for the configured pair (fixed during the search)."""
     if cfg.synapse == "delta":
         return DELTA_PAIR
-    from spikeode.training.loop import default_config
+    from spikeode.training import default_config
 
     return {model: default_config(cfg.data, model).neuron_params for model in MODELS}
 
 
-def _subprocess(cmd: list, label: str) -> str:
-    """Run ``cmd`` (fresh JAX state); fail loudly with its output."""
-    print(f"  $ {label}", flush=True)
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"`{label}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout
+def _flag(key: str, value) -> list[str]:
+    """A ``TrainConfig`` value as ``spikeode train`` flags."""
+    if isinstance(value, (tuple, list)):
+        value = ",".join(map(str, value))
+    elif isinstance(value, dict):
+        value = json.dumps(value)
+    return [f"--{key.replace('_', '-')}", str(value)]
 
 
-def spikeode(*args: str) -> str:
-    """Run a ``spikeode`` subcommand in a subprocess."""
-    return _subprocess([sys.executable, "-m", "spikeode.cli", *args], "spikeode " + " ".join(map(str, args)))
+def _show(*args) -> None:
+    """Print the equivalent ``spikeode`` command of a unit, so a user can rerun it by hand."""
+    print("  $ spikeode " + shlex.join(map(str, args)), flush=True)
 
 
-def data_flags(cfg: StudyConfig) -> list[str]:
-    flags = ["--data", cfg.data]
-    if cfg.train_samples:
-        flags += ["--train-samples", str(cfg.train_samples)]
-    if cfg.test_samples:
-        flags += ["--test-samples", str(cfg.test_samples)]
-    return flags + list(cfg.extra_train_flags)
+@dataclass(frozen=True)
+class Study:
+    """One study process: the configuration, its output directory and where its work runs."""
+
+    cfg: StudyConfig
+    out: Path
+    storage: str | None = None
+    dask_scheduler: str | None = None
+
+    @property
+    def layout(self) -> StudyLayout:
+        return study_layout(self.cfg.synapse)
+
+    def path(self, name: str, **fields) -> Path:
+        return self.layout.path(self.out, name, **fields)
+
+    def run_dir(self, model: str, seed: int) -> Path:
+        return self.path("run", model=model, seed=seed)
+
+    def hpo_storage(self, model: str) -> str:
+        return self.storage or str(self.out / f"hpo_{model}.log")
+
+    def search_base(self, model: str):
+        """The ``TrainConfig`` every trial of ``model`` starts from, and the keys fixed for the search."""
+        from spikeode.training import default_config
+
+        cfg = self.cfg
+        fixed = {"neuron_params": pair_neuron_params(cfg)[model], "epochs": cfg.hpo_epochs,
+                 **{k: v for k, v in (("train_samples", cfg.train_samples), ("test_samples", cfg.test_samples)) if v},
+                 **cfg.train_overrides}
+        base = default_config(cfg.data, model, validation_fraction=cfg.validation_fraction, **fixed)
+        return base, {"neuron", "data", *fixed}
 
 
 def finished_trials(path: Path) -> int:
@@ -151,49 +209,70 @@ def finished_trials(path: Path) -> int:
         return int(ds.sizes["trial"])
 
 
-def stage_hpo(cfg: StudyConfig, out: Path) -> None:
+def stage_hpo(study: Study) -> None:
+    from spikeode.study import hpo
+    from spikeode.study.pipeline import wait_for_budget
+
+    cfg = study.cfg
     for model in MODELS:
-        nc = out / f"hpo_{model}.nc"
+        nc = study.path("hpo", model=model)
         if finished_trials(nc) >= cfg.hpo_trials:
             print(f"  hpo {model}: {cfg.hpo_trials} trials done, skipped")
             continue
-        # --trials is the study's whole budget (spikeode.study.hpo.BUDGET_RULE): a resumed search runs only the rest
-        spikeode("hpo", "--neuron", model, "--neuron-params", json.dumps(pair_neuron_params(cfg)[model]),
-                 "--trials", cfg.hpo_trials, "--storage", out / f"hpo_{model}.log",
-                 "--study-name", f"lif_vs_qif_{model}", "--out", nc, "--epochs", cfg.hpo_epochs,
-                 "--validation-fraction", cfg.validation_fraction, "--runs-dir", out / "hpo_runs" / model,
-                 *data_flags(cfg))
+        base, fixed = study.search_base(model)
+        space = hpo.default_space(base.neuron, base.init, base.data)
+        space = {k: v for k, v in space.items() if k.split(".")[0] not in fixed}  # as `spikeode hpo` drops them
+        storage, name = study.hpo_storage(model), f"lif_vs_qif_{model}"
+        kwargs = dict(storage=storage, study_name=name, n_trials=cfg.hpo_trials, out=nc,
+                      runs_dir=study.out / "hpo_runs" / model, progress=True, echo=print, **SEARCH)
+        flags = [a for k in sorted(fixed - {"neuron", "data"}) for a in _flag(k, getattr(base, k))]
+        _show("hpo", "--neuron", model, "--data", cfg.data, *flags, "--validation-fraction", cfg.validation_fraction,
+              "--trials", cfg.hpo_trials, "--storage", hpo.redact(storage), "--study-name", name, "--out", nc,
+              "--runs-dir", kwargs["runs_dir"])
+        # n_trials is the study's whole budget (hpo.BUDGET_RULE): a resumed search runs only the rest
+        hpo.run_search(base, space, **kwargs)
+        if wait_for_budget(storage, name, cfg.hpo_trials, grace_period=SEARCH["grace_period"]):
+            hpo.run_search(base, space, **kwargs)  # starts no trial; rewrites hpo.nc with the others' trials
 
 
-def stage_retrain(cfg: StudyConfig, out: Path) -> None:
+def stage_retrain(study: Study) -> None:
+    from spikeode.study import hpo
+    from spikeode.training import TrainConfig
+
+    units = []
     for model in MODELS:
-        best = out / f"best_{model}.json"
+        best = study.path("best", model=model)
         if not best.exists():
-            text = spikeode("hpo", "--best", f"lif_vs_qif_{model}", "--storage", out / f"hpo_{model}.log")
-            winner = json.loads(text[text.index("{"):])
-            winner.update(validation_fraction=0.0, epochs=cfg.retrain_epochs)
+            winner = hpo.best_config(hpo.open_storage(study.hpo_storage(model)), f"lif_vs_qif_{model}")
+            winner.update(validation_fraction=0.0, epochs=study.cfg.retrain_epochs)
             best.write_text(json.dumps(winner, indent=1))
-        for seed in cfg.seeds:
-            run = out / "runs" / model / f"seed{seed}"
-            done = (run / "checkpoint.json").exists() and json.loads((run / "checkpoint.json").read_text())["epoch"] >= cfg.retrain_epochs
-            if done:
+        winner = json.loads(best.read_text())
+        for seed in study.cfg.seeds:
+            run = study.run_dir(model, seed)
+            meta = run / "checkpoint.json"
+            if meta.exists() and json.loads(meta.read_text())["epoch"] >= study.cfg.retrain_epochs:
                 print(f"  retrain {model} seed {seed}: done, skipped")
                 continue
-            spikeode("train", "--config", best, "--seed", seed, "--out", run, "--quiet",
-                     *(["--resume"] if (run / "checkpoint.json").exists() else []))
+            _show("train", "--config", best, "--seed", seed, "--out", run, *(["--resume"] if meta.exists() else []))
+            config = TrainConfig.from_dict({**winner, "seed": seed})
+            units.append(Unit(f"retrain {model} seed {seed}", train_unit, (config, str(run))))
+    run_units(units, dask_scheduler=study.dask_scheduler)
 
 
-def stage_gradstats(cfg: StudyConfig, out: Path) -> None:
-    if (out / "gradstats.nc").exists():
+def stage_gradstats(study: Study) -> None:
+    out = study.path("gradstats")
+    if out.exists():
         print("  gradstats: done, skipped")
         return
-    runs = [out / "runs" / m / f"seed{s}" for m in MODELS for s in cfg.seeds]
-    spikeode("gradstats", "--runs", *runs, "--out", out / "gradstats.nc", "--batches", cfg.gradstats_batches,
-             "--epochs", cfg.gradstats_epochs, "--quiet")
+    runs = [str(study.run_dir(m, s)) for m in MODELS for s in study.cfg.seeds]
+    options = dict(n_batches=study.cfg.gradstats_batches, epochs=study.cfg.gradstats_epochs, **GRADSTATS)
+    _show("gradstats", "--runs", *runs, "--out", out, "--batches", study.cfg.gradstats_batches,
+          "--epochs", study.cfg.gradstats_epochs)
+    run_units([Unit("gradstats", gradstats_unit, (runs, str(out), options))], dask_scheduler=study.dask_scheduler)
 
 
 def landscape_done(path: Path) -> bool:
-    """Whether a landscape file exists with every alpha row finished (the tool resumes unfinished ones)."""
+    """Whether a landscape file exists with every alpha row finished (an unfinished one resumes)."""
     if not path.exists():
         return False
     import xarray as xr
@@ -202,65 +281,61 @@ def landscape_done(path: Path) -> bool:
         return "row_finished" in ds and bool((ds["row_finished"] > 0).all())
 
 
-def plane_path(out: Path, model: str, k: int) -> Path:
-    """Random plane ``k`` (direction seed ``k``) of ``model``; plane 0 keeps the name of a single landscape."""
-    return out / (f"landscape_{model}.nc" if k == 0 else f"landscape_{model}_plane{k}.nc")
+def landscape_jobs(study: Study, model: str) -> list[tuple]:
+    """``(LandscapeConfig, out)`` of every unfinished landscape of ``model``: the random planes around the first
+    seed's winner, then (``gradient_planes``) a gradient plane around every seed's winner."""
+    from spikeode.study.landscape import LandscapeConfig
 
-
-def gradient_plane_path(out: Path, model: str, seed: int) -> Path:
-    return out / f"landscape_{model}_gradient_seed{seed}.nc"
-
-
-def landscape_jobs(cfg: StudyConfig, out: Path, model: str) -> list[dict]:
-    """The ``LandscapeConfig`` fields (+ ``out``) of every unfinished landscape of ``model``."""
-    common = dict(kind="2d", points=cfg.landscape_points, span=cfg.landscape_span,
-                  train_samples=cfg.landscape_samples)
-    run = lambda seed: str(out / "runs" / model / f"seed{seed}")  # noqa: E731
-    jobs = [dict(common, run=run(cfg.seeds[0]), seed=k, out=str(plane_path(out, model, k)))
+    cfg = study.cfg
+    common = {"kind": "2d", "points": cfg.landscape_points, "span": cfg.landscape_span,
+              "train_samples": cfg.landscape_samples}
+    first = str(study.run_dir(model, cfg.seeds[0]))
+    jobs = [(LandscapeConfig(run=first, seed=k, **common),
+             study.path("first_plane", model=model) if k == 0 else study.path("plane", model=model, plane=k))
             for k in range(cfg.landscape_planes)]
-    jobs += [dict(common, run=run(s), direction="gradient", out=str(gradient_plane_path(out, model, s)))
-             for s in (cfg.seeds if cfg.gradient_planes else ())]
-    return [job for job in jobs if not landscape_done(Path(job["out"]))]
+    jobs += [(LandscapeConfig(run=str(study.run_dir(model, s)), direction="gradient", **common),
+              study.path("gradient_plane", model=model, seed=s)) for s in (cfg.seeds if cfg.gradient_planes else ())]
+    return [(lc, out) for lc, out in jobs if not landscape_done(out)]
 
 
-def run_landscape_jobs(jobs: list[dict]) -> None:
-    """Compute landscapes in this process: one JAX start, and one compilation per run configuration."""
-    from spikeode.study.landscape import LandscapeConfig, compute_landscape
-    from spikeode.precision import ensure_precision
-
-    dtypes = {json.loads((Path(job["run"]) / "checkpoint.json").read_text())["config"].get("dtype") for job in jobs}
-    ensure_precision("float64" if "float64" in dtypes else "float32")
-
-    for job in jobs:
-        fields = {k: v for k, v in job.items() if k != "out"}
-        ds = compute_landscape(LandscapeConfig(**fields), job["out"], progress=False)
-        print(f"{job['out']}: jump_fraction {float(ds.jump_fraction):.3f}", flush=True)
+def _landscape_unit(label: str, lc, out: Path) -> Unit:
+    _show("landscape", "--run", lc.run, "--kind", lc.kind, "--points", lc.points, "--span", lc.span,
+          "--train-samples", lc.train_samples, "--seed", lc.seed, "--direction", lc.direction,
+          *(["--samples", ",".join(map(str, lc.samples))] if lc.kind == "sample" else []), "--out", out)
+    return Unit(label, landscape_unit, (lc, str(out)))
 
 
-def stage_landscape(cfg: StudyConfig, out: Path) -> None:
+def stage_landscape(study: Study) -> None:
+    units = []
     for model in MODELS:
-        jobs = landscape_jobs(cfg, out, model)
+        jobs = landscape_jobs(study, model)
         if not jobs:
             print(f"  landscape {model}: done, skipped")
-            continue
-        _subprocess([sys.executable, Path(__file__).resolve(), "--landscape-jobs", json.dumps(jobs)],
-                    f"landscapes of {model}: {len(jobs)} planes in one process")
+        units += [_landscape_unit(f"landscape {Path(out).name}", lc, out) for lc, out in jobs]
+    run_units(units, dask_scheduler=study.dask_scheduler)
 
 
-def stage_samples(cfg: StudyConfig, out: Path) -> None:
+def stage_samples(study: Study) -> None:
+    from spikeode.study.landscape import LandscapeConfig
+
+    cfg, units = study.cfg, []
     for model in MODELS:
-        path = out / f"samples_{model}.nc"
-        if landscape_done(path):
+        out = study.path("samples", model=model)
+        if landscape_done(out):
             print(f"  samples {model}: done, skipped")
             continue
-        run = out / "runs" / model / f"seed{cfg.seeds[0]}"
-        spikeode("landscape", "--run", run, "--span", cfg.landscape_span, "--train-samples", cfg.landscape_samples,
-                 "--kind", "sample", "--points", cfg.scan_points, "--samples", ",".join(map(str, cfg.scan_samples)),
-                 "--out", path, "--quiet")
+        lc = LandscapeConfig(run=str(study.run_dir(model, cfg.seeds[0])), kind="sample", points=cfg.scan_points,
+                             span=cfg.landscape_span, train_samples=cfg.landscape_samples, samples=cfg.scan_samples)
+        units.append(_landscape_unit(f"samples {model}", lc, out))
+    run_units(units, dask_scheduler=study.dask_scheduler)
 
 
-def stage_report(cfg: StudyConfig, out: Path) -> None:
-    print(spikeode("report", out))
+def stage_report(study: Study) -> None:
+    from spikeode.study.report import make_report
+
+    _show("report", study.out)
+    for path in make_report(study.out, study.layout):
+        print(f"  wrote {path}")
 
 
 STAGES = [("hpo", stage_hpo), ("retrain", stage_retrain), ("gradstats", stage_gradstats),
@@ -268,12 +343,15 @@ STAGES = [("hpo", stage_hpo), ("retrain", stage_retrain), ("gradstats", stage_gr
 
 
 def check_study_config(cfg: StudyConfig, out: Path) -> None:
-    """Store the configuration, or refuse a different one for an existing output directory."""
+    """Store the configuration and layout, or refuse a different one for an existing output directory."""
     path = out / "study.json"
-    current = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    current = json.loads(json.dumps({**dataclasses.asdict(cfg), "layout": study_layout(cfg.synapse).to_dict()}))
     if path.exists():
-        stored = json.loads(path.read_text())
-        changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+        from spikeode.training import changed_keys
+
+        changed = changed_keys(json.loads(path.read_text()), current)
+        if len(changed) > 1 and "layout" in changed:
+            changed.remove("layout")  # the layout's words follow the configuration (the pair)
         if changed:
             raise SystemExit(f"{out} holds a study with another configuration; changed keys: {changed} "
                              "(use another --out, or delete the directory)")
@@ -281,7 +359,7 @@ def check_study_config(cfg: StudyConfig, out: Path) -> None:
     path.write_text(json.dumps(current, indent=1))
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None,
                         help="synthetic[:standard|easy|easier] (spikeode.data.synthetic; default synthetic, and "
@@ -290,7 +368,6 @@ def main(argv=None) -> int:
     parser.add_argument("--synapse", choices=SYNAPSES, default="exp",
                         help="exp: LIF and QIF with the same exponential synapse (default); delta: theta QIF "
                              "vs delta-synapse LIF")
-    parser.add_argument("--landscape-jobs", default=None, help=argparse.SUPPRESS)  # internal: stage 4's worker
     parser.add_argument("--out", type=Path, default=Path("out/lif_vs_qif"))
     parser.add_argument("--quick", action="store_true", help="small budget: every stage and file in < 10 min")
     parser.add_argument("--preset", choices=("full", "reference", "quick", "tiny"), default=None,
@@ -299,10 +376,17 @@ def main(argv=None) -> int:
                         help="stop after this stage (the next run resumes from there)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--hpo-trials", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.landscape_jobs is not None:
-        run_landscape_jobs(json.loads(args.landscape_jobs))
-        return 0
+    parser.add_argument("--storage", default=None,
+                        help="database URL of the searches, shared by study processes on several machines "
+                             "(default: a journal file per model in OUT)")
+    parser.add_argument("--dask-scheduler", default=None,
+                        help="address of a Dask scheduler: retraining, gradient statistics, landscapes and scans "
+                             "run as its tasks (OUT on a filesystem the workers share)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     preset = args.preset or ("quick" if args.quick else "full")
     data = args.data or ("synthetic:easier" if preset in ("quick", "reference") else "synthetic")
     cfg = StudyConfig.preset(preset, data, args.synapse)
@@ -311,11 +395,18 @@ def main(argv=None) -> int:
     if args.hpo_trials:
         cfg = dataclasses.replace(cfg, hpo_trials=args.hpo_trials)
     check_study_config(cfg, args.out)
+    # Every run of the study has one dtype (the search space leaves it alone), and JAX's x64 switch is
+    # process-wide: set once here, it serves every stage in this process -- no stage needs a fresh process.
+    from spikeode.precision import ensure_precision
+
+    ensure_precision(cfg.train_overrides.get("dtype", "float32"))
+    out = args.out.resolve() if args.dask_scheduler else args.out  # Dask workers have their own working directory
+    study = Study(cfg, out, storage=args.storage, dask_scheduler=args.dask_scheduler)
     t_start = time.perf_counter()
     for i, (name, stage) in enumerate(STAGES, 1):
         t0 = time.perf_counter()
         print(f"[{i}/{len(STAGES)}] {name}", flush=True)
-        stage(cfg, args.out)
+        stage(study)
         print(f"[{i}/{len(STAGES)}] {name} finished in {time.perf_counter() - t0:.0f} s", flush=True)
         if name == args.stop_after:
             print(f"stopped after stage {name}; run the same command again to continue")

@@ -16,7 +16,7 @@ import spikeode
 spikeode.use_fast_cpu_defaults()  # first, before any JAX computation: faster CPU code for event loops
 
 from spikeode.io.plotting import plot_learning_curves  # noqa: E402
-from spikeode.training.loop import default_config, train  # noqa: E402
+from spikeode.training import default_config, train  # noqa: E402
 
 
 def main(argv=None) -> int:

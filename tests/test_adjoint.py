@@ -10,9 +10,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from spikeode.engine.adjoint import record_events, simulate_layer_adjoint
-from spikeode.integrate import Diffrax
 from spikeode.engine.layer import END, INDUCED, RECEIVE, SPIKE, simulate_layer
 from spikeode.engine.network import FeedForward, simulate
+from spikeode.integrate import Diffrax
 from spikeode.neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable
 from spikeode.spikes import spikes_from_lists
 

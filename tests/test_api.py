@@ -16,7 +16,7 @@ import jax
 import pytest
 
 import spikeode
-from spikeode.training.loop import build_model, default_config
+from spikeode.training import build_model, default_config
 
 FLAG = "--xla_cpu_use_fusion_emitters=false"
 TESTS = Path(__file__).parent
@@ -41,7 +41,7 @@ def test_the_package_gives_the_names_a_user_needs():
     assert (spikeode.LIF, spikeode.QIF, spikeode.EIF, spikeode.AbstractNeuron) == (
         neurons.LIF, neurons.QIF, neurons.EIF, neurons.AbstractNeuron)
     assert spikeode.load_dataset is data.load_dataset and spikeode.SpikeDataset is data.SpikeDataset
-    module = importlib.import_module("spikeode.training.loop")
+    module = importlib.import_module("spikeode.training")
     assert spikeode.train is module.train and train is module.train and callable(spikeode.train)
     assert spikeode.TrainConfig is module.TrainConfig and spikeode.default_config is module.default_config
     for name in spikeode.__all__:
@@ -103,7 +103,7 @@ print(json.dumps(seen))
 def test_train_in_float64_without_x64_enabled_by_the_caller(tmp_path):
     code = f"""
 import json, jax, numpy as np, spikeode
-from spikeode.training.loop import load_model
+from spikeode.training import load_model
 assert not jax.config.jax_enable_x64
 config = spikeode.default_config("synthetic", "qif", dtype="float64", hidden=(3,), train_samples=16,
                                  test_samples=8, epochs=1, batch_size=8, k_in=30, init="recipe")

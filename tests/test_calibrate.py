@@ -6,10 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spikeode.training.calibrate import HIDDEN_STATISTIC, OUTPUT_STATISTIC, calibrate, layer_activity, weight_shape
 from spikeode.engine.network import FeedForward, simulate
 from spikeode.neurons import LIF, QIF
 from spikeode.spikes import spikes_from_lists
+from spikeode.training.calibrate import (
+    HIDDEN_STATISTIC,
+    OUTPUT_STATISTIC,
+    calibrate,
+    layer_activity,
+    weight_shape,
+)
 
 
 def sparse_batch(n_samples=16, n_channels=30, n_events=6, seed=0):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spikeode.engine.adjoint import simulate_layer_adjoint
-from spikeode.integrate import Diffrax
 from spikeode.engine.layer import simulate_layer
+from spikeode.integrate import Diffrax
 from spikeode.neurons import EIF
 
 T = 3.0

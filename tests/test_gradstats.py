@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode.study import gradstats as gs
 from spikeode.cli import main
 from spikeode.io.netcdf import read_dataset, write_dataset
-from spikeode.training.loop import default_config, train
+from spikeode.study import gradstats as gs
+from spikeode.training import default_config, train
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +83,7 @@ def _fake_checkpoint(model: str, seed: int, epoch: int, value: float) -> xr.Data
     result = {"values": values, "layers": layers + ["all"], "step_scales": [0.5, 1.0], "step_kind": "adam", "probes": 4,
               "timing": {"total_s": 1.0}}
     config = default_config("synthetic", model, seed=seed)
-    return gs._checkpoint_dataset(result, f"/runs/{model}_{seed}", config, epoch, 4, 8)
+    return gs.checkpoint_dataset(result, f"/runs/{model}_{seed}", config, epoch, 4, 8)
 
 
 def test_combined_dataset_has_run_dims_and_nan_for_missing_runs(tmp_path):

@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode.study import landscape as ls
-from spikeode.study.diagnostics import edge_diagnostics, is_jump, order_changes, spike_changes, summary_metrics
-from spikeode.study.landscape import LandscapeConfig, compute_landscape, filter_normalise, random_direction
 from spikeode.io.netcdf import read_dataset
-from spikeode.training.loop import default_config, load_checkpoint, load_data, make_loss_fn, train
+from spikeode.study import caches
+from spikeode.study import landscape as ls
+from spikeode.study.diagnostics import (
+    edge_diagnostics,
+    is_jump,
+    order_changes,
+    spike_changes,
+    summary_metrics,
+)
+from spikeode.study.landscape import LandscapeConfig, compute_landscape, filter_normalise, random_direction
+from spikeode.training import default_config, load_checkpoint, load_data, make_loss_fn, train
 
 INF = np.inf
 
@@ -173,6 +180,10 @@ def test_landscape_center_is_the_training_loss_and_file_is_documented(run_dir, t
     assert float(ds.slope_correlation) > 0.9
     # the stored direction is the seeded one
     np.testing.assert_array_equal(ds.direction_alpha_w0.values, random_direction(model.net.weights, 0, 0)[0])
+    # the figure of 2-D landscapes (studies/landscape.py): one column per model
+    from spikeode.io.plotting import plot_landscape_planes
+
+    assert plot_landscape_planes({"qif": ds}, tmp_path / "planes.png").stat().st_size > 10_000
 
 
 def test_kill_and_resume_recompute_no_finished_point(run_dir, tmp_path):
@@ -194,14 +205,14 @@ def test_kill_and_resume_recompute_no_finished_point(run_dir, tmp_path):
     part = read_dataset(path)
     np.testing.assert_array_equal(part.row_finished.values, [1, 1, 0])
     assert np.isnan(part.loss.values[2:]).all() and np.isfinite(part.loss.values[:2]).all()
-    ls.EVALUATED_ROWS.clear()
+    caches.EVALUATED_ROWS.clear()
     resumed = compute_landscape(lc, path, progress=False)
-    assert ls.EVALUATED_ROWS == [2]  # rows 0 and 1 were never evaluated again
+    assert caches.EVALUATED_ROWS == [2]  # rows 0 and 1 were never evaluated again
     _assert_same(full, resumed)
     # a finished file is not recomputed at all
-    ls.EVALUATED_ROWS.clear()
+    caches.EVALUATED_ROWS.clear()
     compute_landscape(lc, path, progress=False)
-    assert ls.EVALUATED_ROWS == []
+    assert caches.EVALUATED_ROWS == []
     with pytest.raises(ValueError, match="another configuration"):
         compute_landscape(lc.__class__(**{**lc.to_dict(), "span": 0.4}), path, progress=False)
 
@@ -271,8 +282,8 @@ def _cf_failures(path) -> dict[str, list]:
 
 
 def test_result_files_are_cf_clean(run_dir, sample_scan, tmp_path):
-    from spikeode.study.gradstats import run_gradstats
     from spikeode.io.netcdf import write_dataset
+    from spikeode.study.gradstats import run_gradstats
 
     lc = LandscapeConfig(run=str(run_dir), kind="2d", points=3, span=0.2, train_samples=8, point_batch=3)
     files = [run_dir / "run.nc", sample_scan[1], tmp_path / "l.nc", tmp_path / "gradstats.nc"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from spikeode.integrate import Diffrax
 from spikeode.engine.network import FeedForward, check_trace, simulate
+from spikeode.integrate import Diffrax
 from spikeode.neurons import LIF, QIF
 from spikeode.spikes import Spikes, spikes_from_lists
 

@@ -11,9 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spikeode.check import FD_NOISE, TOL, _fd_rows, _finite_differences, _loss_fn, _rel, gradient_error, run_check
-from spikeode.integrate import Diffrax
+from spikeode.check import (
+    FD_NOISE,
+    TOL,
+    _fd_rows,
+    _finite_differences,
+    _loss_fn,
+    _rel,
+    gradient_error,
+    run_check,
+)
 from spikeode.engine.network import simulate_neuron
+from spikeode.integrate import Diffrax
 from spikeode.neurons import EIF, LIF, QIF, as_trainable, resolve_neuron_class
 
 TESTS = Path(__file__).parent
@@ -45,16 +54,26 @@ def test_lif_analytic_first_spike(tau_syn):
     assert np.isclose(grad, -tau / (drive * (drive - 1.0)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["lif", "qif", "eif"])
+# The variants whose code paths differ (benchmarks/check_all.sh runs all): QIF's matched synapse at beta = 0.6
+# takes the same branches as at beta = 1; LIF's two exponential ratios take different ones (quadratic, bracketed).
+CHECK_VARIANTS = {
+    "lif": None,
+    "qif": ["qif delta oscillatory", "qif delta excitable", "qif exp matched beta=1", "qif exp excitable"],
+    "eif": None,
+}
+
+
+@pytest.mark.parametrize("name", list(CHECK_VARIANTS))
 def test_check_passes_for_builtin_models(name):
-    """The generic exactness check: closed form vs diffrax, analytic, finite differences (every variant)."""
-    rows = run_check(name)
+    """The generic exactness check: closed form vs diffrax, analytic, finite differences, event adjoint."""
+    rows = run_check(name, variants=CHECK_VARIANTS[name])
     failed = [r for r in rows if not r.passed]
     assert not failed, failed
     quantities = {r.quantity for r in rows}
     if name != "eif":
         assert "closed form vs diffrax: spike times" in quantities
     assert any("finite differences" in q for q in quantities)
+    assert any(q.startswith("adjoint vs autodiff") for q in quantities)
 
 
 def test_lif_exp_root_find_matches_brentq():
@@ -141,6 +160,11 @@ def test_resolve_neuron_class_errors():
         resolve_neuron_class("numpy:ndarray")
 
 
+def test_check_names_an_unknown_variant():
+    with pytest.raises(ValueError, match=r"unknown variant\(s\) \['qif delta'\] of qif: choose from"):
+        run_check("qif", variants=["qif delta"])
+
+
 def test_never_crossing_threshold_is_reported():
     sys.path.insert(0, str(TESTS))
     try:
@@ -169,8 +193,9 @@ def test_check_cli_broken_flow_fails_and_names_it():
 
 
 def test_reversed_firing_order_is_caught_by_check():
-    from spikeode.check import _firing_order_row
     from user_models import WrongOrderLIF
+
+    from spikeode.check import _firing_order_row
 
     neuron = WrongOrderLIF(tau_mem=1.0, I0=1.5)
     states = jnp.linspace(-1.0, 0.9, 7)[:, None]
@@ -179,30 +204,32 @@ def test_reversed_firing_order_is_caught_by_check():
     assert not row.passed and row.error == 1.0 and "firing_order disagrees" in row.note
 
 
-class _QIFWithoutOrder(QIF):
-    @property
-    def has_firing_order(self):
-        return False
+@pytest.mark.parametrize("params, seed, w_mean, w_std", [
+    ({"tau": 1.0, "I0": 1.1}, 3, 0.4, 0.5),
+    ({"tau": 1.0, "I0": -0.2}, 3, 0.4, 0.5),
+    ({"tau": 1.0, "I0": -0.25, "tau_syn": "matched"}, 4, 0.5, 1.0),
+])
+def test_firing_order_shortcut_gives_the_same_layer(params, seed, w_mean, w_std):
+    """Ranking by ``firing_order`` (one crossing time per event) equals ranking by every neuron's time, for
+    delta synapses in both regimes and the matched exponential synapse."""
+    from user_models import QIFWithoutOrder
 
-
-@pytest.mark.parametrize("I0", [1.1, -0.2])
-def test_firing_order_shortcut_gives_the_same_layer(I0):
-    """Ranking by ``firing_order`` (one crossing time per event) equals ranking by every neuron's time."""
     from spikeode.engine.layer import simulate_layer
 
-    rng = np.random.default_rng(3)
-    w = jnp.asarray(rng.normal(0.4, 0.5, (6, 5)))
+    rng = np.random.default_rng(seed)
+    w = jnp.asarray(rng.normal(w_mean, w_std, (6, 5)))
     times = jnp.asarray(np.sort(rng.uniform(0.0, 8.0, 40)))
     units = jnp.asarray(rng.integers(0, 5, 40), dtype=jnp.int32)
 
     def run(cls):
         def spike_sum(w):
-            tr = simulate_layer(cls(tau=1.0, I0=I0), w, times, units, 8.0, n_slots=6, integrator="closed_form")
+            tr = simulate_layer(cls(**params), w, times, units, 8.0, n_slots=6, integrator="closed_form")
             return jnp.sum(jnp.where(jnp.isfinite(tr.times), tr.times, 0.0)), tr
         return jax.value_and_grad(spike_sum, has_aux=True)(w)
 
     (_, fast), g_fast = run(QIF)
-    (_, slow), g_slow = run(_QIFWithoutOrder)
+    (_, slow), g_slow = run(QIFWithoutOrder)
+    assert QIF(**params).has_firing_order and not QIFWithoutOrder(**params).has_firing_order
     assert int(fast.counts.sum()) >= 5
     np.testing.assert_array_equal(np.asarray(fast.times), np.asarray(slow.times))
     np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_slow), rtol=1e-12, atol=1e-14)
@@ -226,8 +253,8 @@ def _reduced_check(neuron, times, weights, loss_scale=1.0):
     base = _loss_fn(jnp.asarray(times), "closed_form")
 
     def loss(params):
-        value, (count, scale) = base(params)
-        return loss_scale * value, (count, loss_scale * scale)
+        value, aux = base(params)
+        return loss_scale * value, aux._replace(scale=loss_scale * aux.scale)
 
     params = (as_trainable(neuron, jnp.float64), jnp.asarray(weights))
     grads = eqx.filter_grad(lambda p: loss(p)[0])(params)

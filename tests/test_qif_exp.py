@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from spikeode.integrate import ClosedForm, Diffrax, make_integrator
 from spikeode.engine.network import FeedForward, simulate, simulate_neuron
+from spikeode.integrate import ClosedForm, Diffrax, make_integrator
 from spikeode.neurons import QIF
 from spikeode.spikes import spikes_from_lists
 
@@ -216,3 +216,32 @@ def test_receive_renormalises_the_phase_vector_of_exponential_synapses():
     neuron = matched(1.0, 1.0)
     y = neuron.receive(jnp.array([-3.0e5, 4.0e5, 0.2]), 0.3)
     np.testing.assert_allclose(np.asarray(y), [-0.6, 0.8, 0.5], rtol=1e-14)
+
+
+def test_firing_order_ranks_like_the_spike_time():
+    """The matched model's ``firing_order`` (the blow-up time ``s*``) orders states as ``time_to_threshold``:
+    excitatory and inhibitory currents, currents near zero (the series branch), phases on both sides of 0."""
+    from spikeode.check import _firing_order_row
+
+    neuron = matched(1.3, 0.8)
+    assert neuron.has_firing_order
+    rng = np.random.default_rng(5)
+    theta = rng.uniform(-3.0, 3.0, 200)
+    current = np.concatenate([rng.normal(0.0, 2.0, 150), rng.normal(0.0, 1e-4, 50)])
+    states = jnp.asarray(np.stack([np.sin(theta / 2), np.cos(theta / 2), current], axis=1))
+    dts = jax.vmap(lambda y: neuron.time_to_threshold(y, 1e3))(states)
+    assert 20 <= int(jnp.isfinite(dts).sum()) <= 180
+    row = _firing_order_row("matched", neuron, states, dts)
+    assert row.passed, row
+
+
+def test_flow_derivative_rule_matches_differentiating_the_functions():
+    """The custom JVP of ``(cosh(sqrt q), sinh(sqrt q)/sqrt q)`` (from the values) equals autodiff through
+    expm1/cos/sin/sqrt and the series, across both regimes and the series cut."""
+    from spikeode.neurons.qif import _cosh_sinhc_sqrt
+
+    q = jnp.asarray(np.concatenate([-np.logspace(-8, 3, 40), [0.0], np.logspace(-8, 3, 40)]))
+    for i in (0, 1):
+        rule = jax.vmap(jax.grad(lambda x, i=i: _cosh_sinhc_sqrt(x)[i]))(q)
+        direct = jax.vmap(jax.grad(lambda x, i=i: _cosh_sinhc_sqrt.fun(x)[i]))(q)
+        np.testing.assert_allclose(np.asarray(rule), np.asarray(direct), rtol=1e-12)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spikeode.study import scan_events as se
 from spikeode.engine.network import FeedForward, simulate
 from spikeode.neurons import LIF
 from spikeode.spikes import Spikes
+from spikeode.study import scan_events as se
 
 INF = np.inf
 SPAN = 1.0

@@ -1,5 +1,7 @@
-"""The main job end to end on a tiny budget: every stage and file, resume, a changed config refused,
-`spikeode report`, and every notebook executed against the output."""
+"""The main study end to end on a tiny budget: every stage and file, resume, a changed config refused,
+`spikeode report`, every notebook executed against the output; then past one machine: two study processes
+sharing the searches on one PostgreSQL server, one of them running its later stages on a Dask cluster, with
+the single-process run's numbers."""
 
 import os
 import subprocess
@@ -7,27 +9,37 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
+import optuna
 import xarray as xr
 from nbclient import NotebookClient
 
+from spikeode.study.hpo import OVER_BUDGET
 from spikeode.study.stats import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "studies" / "lif_vs_qif.py"
 
 
+def study_command(out, *extra):
+    return [sys.executable, str(STUDY), "--preset", "tiny", "--out", str(out), *extra]
+
+
 def run_study(out, *extra, env):
-    return subprocess.run([sys.executable, str(STUDY), "--preset", "tiny", "--out", str(out), *extra],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    return subprocess.run(study_command(out, *extra), capture_output=True, text=True, env=env, cwd=ROOT, check=False)
 
 
-def test_study_end_to_end(tmp_path, monkeypatch):
-    """One test (one xdist worker): interrupted after retrain, finished by the same command, then checked."""
+def test_study_end_to_end(tmp_path, monkeypatch, request):
+    """One test (one xdist worker, so the later runs load the programs the first compiled): interrupted after
+    retrain, finished by the same command, checked; then the same study past one machine."""
     out = tmp_path / "study"
     env = {**os.environ, "SPIKEODE_CACHE": str(tmp_path / "cache")}
     first = run_study(out, "--stop-after", "retrain", env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert (out / "runs" / "qif" / "seed0" / "run.nc").exists() and not (out / "gradstats.nc").exists()
+    # progress: every unit shows its command and one line when finished
+    assert "$ spikeode hpo --neuron lif" in first.stdout and "$ spikeode train --config" in first.stdout
+    assert "trial 0 complete" in first.stdout and "retrain qif seed 0: final test accuracy" in first.stdout
     second = run_study(out, env=env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
@@ -63,12 +75,12 @@ def test_study_end_to_end(tmp_path, monkeypatch):
         assert changed.returncode != 0
         assert f"changed keys: ['{key}']" in changed.stdout + changed.stderr
 
-    # the report regenerates from the files alone
+    # the report regenerates from the files alone, with the layout the study stored
     (out / "summary.md").unlink()
     report = subprocess.run([sys.executable, "-m", "spikeode.cli", "report", str(out)], capture_output=True,
-                            text=True, env=env)
+                            text=True, env=env, check=False)
     assert report.returncode == 0, report.stderr
-    assert (out / "summary.md").exists()
+    assert (out / "summary.md").read_text() == text
 
     # every notebook runs green against this output
     monkeypatch.setenv("SPIKEODE_STUDY_DIR", str(out))
@@ -77,6 +89,55 @@ def test_study_end_to_end(tmp_path, monkeypatch):
         NotebookClient(nb, timeout=600, kernel_name="python3",
                        resources={"metadata": {"path": str(tmp_path)}}).execute()
 
+    _check_past_one_machine(out, tmp_path, env, request.getfixturevalue("postgres_url"))
+
+
+#: A Dask cluster of one in-process worker thread, in a process of its own (x64 off, like a study process);
+#: prints its scheduler address and lives until its standard input closes.
+CLUSTER = """
+import sys, spikeode
+spikeode.use_fast_cpu_defaults(); spikeode.enable_compilation_cache()
+from distributed import LocalCluster
+with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                  dashboard_address=None) as cluster:
+    print(cluster.scheduler_address, flush=True)
+    sys.stdin.read()
+"""
+
+
+def _check_past_one_machine(single: Path, tmp_path: Path, env: dict, url: str) -> None:
+    """Two study processes, each with its own OUT, share the searches on ``url``; B runs its later stages on a
+    Dask cluster. Every model's search holds the one budgeted trial, and both summaries equal ``single``'s."""
+    cluster = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, env=env, cwd=tmp_path)
+    try:
+        address = cluster.stdout.readline().strip()
+        assert address.startswith("tcp://"), address
+        procs = {name: subprocess.Popen(study_command(tmp_path / name, "--storage", url, *extra), env=env, cwd=ROOT,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for name, extra in (("a", ()), ("b", ("--dask-scheduler", address)))}
+        logs = {name: proc.communicate(timeout=1800)[0] for name, proc in procs.items()}
+    finally:
+        cluster.stdin.close()
+        cluster.wait(timeout=60)
+    for name, proc in procs.items():
+        assert proc.returncode == 0, logs[name][-4000:]
+    assert "landscape landscape_lif.nc: jump_fraction" in logs["b"]  # finished as a task of the cluster
+    storage = url.replace("postgresql://", "postgresql+psycopg2://")
+    for model in ("lif", "qif"):
+        trials = optuna.load_study(study_name=f"lif_vs_qif_{model}", storage=storage).get_trials()
+        counted = [t for t in trials if not t.user_attrs.get(OVER_BUDGET)]  # not a trial refused in a race
+        assert len(counted) == 1 and counted[0].state.name == "COMPLETE", trials  # the equal budget, shared
+    assert sum(log.count("trial 0 complete") for log in logs.values()) == 2  # each model's trial ran once
+    with xr.open_dataset(single / "summary.nc") as expected:
+        for name in ("a", "b"):
+            with xr.open_dataset(tmp_path / name / "summary.nc") as got:
+                assert set(got.data_vars) == set(expected.data_vars)
+                for var in expected.data_vars:
+                    if np.issubdtype(expected[var].dtype, np.number):
+                        np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=f"{name} {var}")
+                    else:
+                        assert got[var].values.tolist() == expected[var].values.tolist(), (name, var)
 
 
 def test_recipes_pair_the_same_synapse(monkeypatch):
@@ -86,7 +147,7 @@ def test_recipes_pair_the_same_synapse(monkeypatch):
 
     import pytest
 
-    from spikeode.training.loop import RECIPES, default_config
+    from spikeode.training import RECIPES, default_config
 
     spec = importlib.util.spec_from_file_location("lif_vs_qif", STUDY)
     study = importlib.util.module_from_spec(spec)
@@ -103,3 +164,34 @@ def test_recipes_pair_the_same_synapse(monkeypatch):
     assert delta["lif"]["tau_syn"] is None and "tau_syn" not in delta["qif"]
     with pytest.raises(ValueError, match="unknown synapse"):
         study.StudyConfig(synapse="alpha")
+    with pytest.raises(ValueError, match="not TrainConfig fields"):
+        study.StudyConfig(train_overrides={"hiden": (4,)})
+
+
+def test_the_report_reads_the_files_the_layout_names(tmp_path):
+    """The report's paths come from the study's layout: found by pattern, numbered fields in numeric order,
+    other files ignored; a study.json without a layout is refused by name."""
+    import json
+
+    import pytest
+
+    from spikeode.study.report import StudyLayout, read_layout
+
+    layout = StudyLayout(title="A vs B", pair="two models", models=("a", "b"), run="r/{model}/s{seed}",
+                         hpo="h_{model}.nc", best="w_{model}.json", gradstats="g.nc", first_plane="p_{model}.nc",
+                         plane="p_{model}_{plane}.nc", gradient_plane="q_{model}_{seed}.nc", samples="x_{model}.nc")
+    for name in ("r/a/s0/run.nc", "r/a/s12/run.nc", "r/a/sx/run.nc", "r/b/s3/run.nc", "p_a.nc", "p_a_10.nc",
+                 "p_a_2.nc", "p_b_1.nc", "q_a_1.nc"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    assert layout.find(tmp_path, "run", model="a") == [(0, tmp_path / "r/a/s0"), (12, tmp_path / "r/a/s12")]
+    assert layout.random_planes(tmp_path, "a") == [tmp_path / "p_a.nc", tmp_path / "p_a_2.nc", tmp_path / "p_a_10.nc"]
+    assert layout.random_planes(tmp_path, "b") == [tmp_path / "p_b_1.nc"]
+    assert layout.gradient_planes(tmp_path, "a") == {1: tmp_path / "q_a_1.nc"}
+    with pytest.raises(ValueError, match="two distinct models"):
+        StudyLayout(**{**layout.to_dict(), "models": ("a", "a")})
+    (tmp_path / "study.json").write_text(json.dumps({"seeds": [0]}))
+    with pytest.raises(ValueError, match="holds no layout"):
+        read_layout(tmp_path)
+    (tmp_path / "study.json").write_text(json.dumps({"seeds": [0], "layout": layout.to_dict()}))
+    assert read_layout(tmp_path) == layout

@@ -1,7 +1,10 @@
 """Training: loss decreases, run.nc conventions, kill/resume, pseudospikes, SHD layout, NaN stop; defaults
-that give a network that really spikes (calibrated init, real-spike accuracy, models without pseudodynamics)."""
+that give a network that really spikes (calibrated init, real-spike accuracy, models without pseudodynamics);
+the CLI's flags generated from the configuration, and a user's own neuron model trained from the CLI."""
 
+import dataclasses
 import importlib
+import json
 
 import equinox as eqx
 import h5py
@@ -10,16 +13,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spikeode.cli import build_parser
+from spikeode.cli import main as cli_main
+from spikeode.commands.train import config_flags, config_from_args
 from spikeode.data.synthetic import write_synthetic
-from spikeode.neurons import EIF, LIF, QIF
 from spikeode.io.netcdf import config_of
-from spikeode.training.loop import (
+from spikeode.neurons import EIF, LIF, QIF
+from spikeode.training import (
     CALIBRATION_VARIABLES,
     HISTORY_VARIABLES,
+    TrainConfig,
     build_model,
+    changed_keys,
     default_config,
     load_data,
+    load_model,
     make_loss_fn,
+    read_config_file,
     resolve_gradient,
     train,
 )
@@ -71,7 +81,7 @@ def _silent_setup(pseudospikes):
     model = build_model(config, train_set.n_channels, train_set.n_classes, key=jax.random.PRNGKey(0))
     loss_fn = make_loss_fn(config)
     spikes, labels = train_set.spikes[:16], jnp.asarray(train_set.labels[:16])
-    (loss, metrics), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, spikes, labels, jnp.ones(16, bool))
+    (_, metrics), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, spikes, labels, jnp.ones(16, bool))
     assert all(int(c.sum()) == 0 for c in metrics["spike_counts"]), "the network must start fully silent"
     return config, grads
 
@@ -180,3 +190,95 @@ def test_recipe_init_is_kept_and_silent_outputs_are_flagged(tmp_path):
     assert ds.attrs["init"] == "recipe" and "calibration_scale" not in ds
     assert ds.attrs["outputs_mostly_silent"] == 1 and float(ds.output_silent_sample_fraction[-1]) > 0.5
     assert float(ds.test_accuracy[-1]) == 0.0
+
+
+# --- the configuration on the command line -------------------------------------------------------------------
+def _argv(config: TrainConfig) -> list[str]:
+    """``config`` as ``spikeode train`` flags (tuples comma-separated, dicts as JSON, switches when set)."""
+    argv = []
+    for key, options in config_flags().items():
+        value = getattr(config, key)
+        if options.get("action") == "store_const":
+            argv += [options["flag"]] if value == options["const"] else []
+        elif isinstance(value, tuple):
+            argv += [options["flag"], ",".join(map(str, value))]
+        else:
+            argv += [options["flag"], json.dumps(value) if isinstance(value, dict) else str(value)]
+    return argv
+
+
+def _train_args(*argv: str):
+    return build_parser().parse_args(["train", "--out", "unused", *argv])
+
+
+def test_every_config_field_has_a_documented_flag(capsys):
+    assert set(config_flags()) == {f.name for f in dataclasses.fields(TrainConfig)}
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for f in dataclasses.fields(TrainConfig):
+        options = config_flags()[f.name]
+        assert len(f.metadata["help"]) > 10 and options["flag"] in text and options["help"] in text, f.name
+        assert all(choice in options["help"] for choice in f.metadata.get("choices", ())), f.name  # values named
+
+
+def test_flags_round_trip_to_the_configuration():
+    config = TrainConfig(
+        neuron="lif", neuron_params={"tau_mem": 0.8}, data="synthetic:easy", T=1.5, k_in=40, pool=2,
+        train_samples=24, test_samples=12, validation_fraction=0.25, hidden=(6, 5), epochs=2, batch_size=8,
+        optimizer="sgd", lr=0.05, schedule="constant", grad_clip=0.5, weight_mean=(0.1, 0.2, 0.3),
+        weight_std=(1.5,), n_slots=(3, 4, 5), temperature=0.3, gamma=0.1, pseudospikes=False, readout="max_voltage",
+        train_neuron=True, integrator="diffrax", gradient="adjoint", init="recipe", calibration_rate=1.5,
+        calibration_output=0.5, objective="pseudo", dtype="float64", seed=7)
+    recipe = default_config(config.data, config.neuron)
+    same = [f.name for f in dataclasses.fields(TrainConfig) if getattr(config, f.name) == getattr(recipe, f.name)]
+    assert same == ["neuron", "data"], "every other flag must change the recipe's value to be tested"
+    assert config_from_args(_train_args(*_argv(config))) == config
+    assert config_from_args(_train_args("--grad-clip", "0")).grad_clip is None  # 0: no clipping
+
+
+def test_config_file_sits_between_the_recipe_and_the_flags(tmp_path):
+    (tmp_path / "c.toml").write_text('neuron = "lif"\nlr = 0.1\nepochs = 3\nhidden = [7, 5]\n')
+    config = config_from_args(_train_args("--config", str(tmp_path / "c.toml"), "--lr", "0.2"))
+    assert (config.neuron, config.lr, config.epochs, config.hidden) == ("lif", 0.2, 3, (7, 5))
+    assert config.batch_size == default_config("synthetic", "lif").batch_size
+    (tmp_path / "c.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a table"):
+        read_config_file(tmp_path / "c.json")
+    (tmp_path / "c.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot parse config file"):
+        read_config_file(tmp_path / "c.json")
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        read_config_file(tmp_path / "missing.json")
+
+
+def test_changed_keys_names_every_difference():
+    assert changed_keys({"a": 1, "b": None}, {"a": 1, "c": None}) == ["b", "c"]
+    assert changed_keys({"a": [1, 2]}, {"a": [1, 2]}) == []
+
+
+@pytest.mark.filterwarnings("ignore:.*no real output spike")  # recipe init on 16 samples: outputs may stay silent
+def test_users_model_trains_from_the_cli(tmp_path, capsys):
+    params = {"tau": 0.7, "v_th": 0.8}
+    argv = ["train", "--neuron", "user_models:UserDeltaLIF", "--neuron-params", json.dumps(params), "--hidden", "3",
+            "--train-samples", "16", "--test-samples", "8", "--batch-size", "8", "--k-in", "30", "--epochs", "1",
+            "--init", "recipe", "--dtype", "float64", "--quiet", "--out", str(tmp_path / "run")]
+    assert cli_main(argv) == 0
+    assert "final test accuracy" in capsys.readouterr().out
+    model, config = load_model(tmp_path / "run")
+    assert config.neuron == "user_models:UserDeltaLIF" and config.neuron_params == params
+    assert [(n.tau, n.v_th) for n in model.net.neurons] == [(0.7, 0.8)] * 2
+
+
+def test_the_package_lists_each_public_name_once_and_statically():
+    """``spikeode.training``'s lazily imported names are exactly its ``TYPE_CHECKING`` imports (what IDEs see)."""
+    import ast
+    import inspect
+
+    import spikeode.training as package
+
+    block = next(node for node in ast.parse(inspect.getsource(package)).body
+                 if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
+    static = {(imp.module, alias.name) for imp in block.body for alias in imp.names}
+    assert static == {(f"spikeode.training{module}", name) for name, module in package._LAZY.items()}
+    assert all(getattr(package, name) is not None for name in package.__all__)

@@ -1,4 +1,4 @@
-"""XLA CPU code-generation defaults for event loops: an explicit call, made by the CLI and the study scripts.
+"""XLA set-up for event loops, by explicit calls: CPU code-generation defaults and a compilation cache.
 
 An event loop runs thousands of tiny steps; on CPU its cost is the code XLA emits per step.
 XLA's newer "fusion emitters" (default in jaxlib 0.10) make that code slower and much larger to
@@ -9,14 +9,20 @@ forward alone is unchanged, 1029 vs 1027 samples/s).
 The flag only changes how XLA generates CPU code, never what it computes. ``import spikeode`` does not
 set it; :func:`use_fast_cpu_defaults` does, and must run before the first JAX computation (XLA reads
 ``XLA_FLAGS`` once, when its CPU backend starts; a later call changes nothing and cannot tell).
+
+Compiling an event loop and its gradient takes seconds to a minute, longer than a short training run.
+:func:`enable_compilation_cache` keeps compiled programs on disk, so a process that builds a program seen
+before (same shapes, dtypes, flags and versions) loads it instead. The CLI calls it too.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-__all__ = ["CPU_FLAGS", "use_fast_cpu_defaults"]
+__all__ = ["CACHE_ENV", "CPU_FLAGS", "MAX_CACHE_BYTES", "default_cache_dir", "enable_compilation_cache",
+           "use_fast_cpu_defaults"]
 
 #: Added to ``XLA_FLAGS``; only for jaxlib versions where it was measured (it exists there).
 CPU_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
@@ -60,3 +66,84 @@ def use_fast_cpu_defaults() -> bool:
                       "only if no JAX computation has run yet; call it before importing JAX", stacklevel=2)
     os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
     return True
+
+
+#: ``0`` turns :func:`enable_compilation_cache` off; any other value is the cache directory.
+CACHE_ENV = "SPIKEODE_COMPILATION_CACHE"
+#: Size cap of the cache; the least recently used programs are evicted beyond it.
+MAX_CACHE_BYTES = 2**30
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/spikeode/jax``, i.e. ``~/.cache/spikeode/jax`` by default."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "spikeode" / "jax"
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:
+    """Keep compiled XLA programs on disk (JAX's persistent compilation cache); returns the directory,
+    or ``None`` when ``SPIKEODE_COMPILATION_CACHE=0`` turns it off.
+
+    Call it first thing in a script, after :func:`use_fast_cpu_defaults` and before any JAX computation
+    (JAX looks at the cache settings once, at its first compilation)::
+
+        import spikeode
+        spikeode.use_fast_cpu_defaults()
+        spikeode.enable_compilation_cache()
+
+    The directory is ``path``, else ``$SPIKEODE_COMPILATION_CACHE``, else JAX's ``jax_compilation_cache_dir``
+    if one is set, else :func:`default_cache_dir`. Every program is stored however short its compilation
+    (JAX's default skips those under 1 s, most of ours), up to ``MAX_CACHE_BYTES`` (least recently used
+    evicted; the cap also makes concurrent processes lock the directory while they read and write it).
+    An entry's key covers the program, shapes, dtypes, ``XLA_FLAGS`` and the JAX version, so a cached
+    program is the one a compilation would give. This does not import JAX: before JAX's import the
+    settings go to the environment variables JAX reads (subprocesses inherit them).
+
+    XLA cannot store programs with host callbacks, and equinox's runtime checks (in every diffrax solve)
+    are host callbacks unless ``EQX_ON_ERROR=nan``. So this sets ``EQX_ON_ERROR=nan`` when the variable is
+    unset and equinox not yet imported: a failed check then gives NaN instead of raising. The engine calls
+    diffrax with ``throw=False`` and reports a failed solve in ``Trace.failed`` either way. A warning says
+    so when diffrax programs cannot be cached (equinox imported before, or ``EQX_ON_ERROR=raise`` set).
+    """
+    setting = os.environ.get(CACHE_ENV, "")
+    if setting == "0":
+        return None
+    directory = Path(path or setting or _jax_setting("jax_compilation_cache_dir") or default_cache_dir())
+    directory = directory.expanduser()
+    directory.mkdir(parents=True, exist_ok=True)
+    if "equinox" not in sys.modules:
+        os.environ.setdefault("EQX_ON_ERROR", "nan")
+    mode = _equinox_on_error() or os.environ.get("EQX_ON_ERROR", "raise")
+    if mode not in ("nan", "off"):
+        import warnings
+
+        warnings.warn(f"spikeode.enable_compilation_cache(): equinox's runtime checks are host callbacks "
+                      f"here (EQX_ON_ERROR={mode!r}), so diffrax programs will not be cached; call it before "
+                      "importing equinox, diffrax or spikeode's engine", stacklevel=2)
+    settings = {
+        "jax_compilation_cache_dir": str(directory),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+        "jax_compilation_cache_max_size": MAX_CACHE_BYTES,
+    }
+    if "jax" in sys.modules:
+        import jax
+
+        for name, value in settings.items():
+            jax.config.update(name, value)
+    else:  # JAX reads its settings from the environment when imported: this does not import it
+        os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+    return directory
+
+
+def _jax_setting(name: str) -> str | None:
+    """A JAX setting: from ``jax.config`` if JAX is imported, else from the variable JAX would read."""
+    if "jax" in sys.modules:
+        return getattr(sys.modules["jax"].config, name)
+    return os.environ.get(name.upper())
+
+
+def _equinox_on_error() -> str | None:
+    """The ``EQX_ON_ERROR`` mode equinox read at its import (``None`` if it is not imported)."""
+    config = sys.modules.get("equinox._config")
+    return None if config is None else getattr(config, "EQX_ON_ERROR", None)

@@ -69,6 +69,13 @@ WORKLOADS: dict[str, Workload] = {
     "shd-lif": Workload("shd-lif", "lif", weight_mean=(0.006, 0.03), weight_std=(0.006, 0.05)),
     # The fair pair's QIF: the same exponential synapse as shd-lif (tau_syn = tau/2, beta = 1), closed form.
     "shd-qif-exp": Workload("shd-qif-exp", "qif-exp", weight_mean=(0.05, 0.08), weight_std=(0.006, 0.05)),
+    # Yin-Yang-like (run with --input-spikes 5 --hidden 120): 5 input channels, 3 outputs, 4 slots per
+    # neuron; the scan is then almost all hidden-neuron spikes, not inputs. Weights at the reference sizes
+    # (x400 for the hidden layer at 5 inputs): the yinyang recipe's hidden mean 1.5.
+    "yy-lif": Workload("yy-lif", "lif", weight_mean=(1.5 / 400, 0.15), weight_std=(0.45 / 400, 0.09),
+                       n_in=5, n_out=3, n_slots=(4, 4)),
+    "yy-qif-exp": Workload("yy-qif-exp", "qif-exp", weight_mean=(1.5 / 400, 0.15), weight_std=(0.45 / 400, 0.09),
+                           n_in=5, n_out=3, n_slots=(4, 4)),
 }
 
 

@@ -1,7 +1,9 @@
 """The ``spikeode`` command: one entry point, one module per subcommand in ``spikeode.commands``.
 
 ``main`` applies :func:`spikeode.use_fast_cpu_defaults` before anything else, so every subcommand runs
-with the measured XLA CPU defaults (``SPIKEODE_XLA_DEFAULTS=0`` opts out).
+with the measured XLA CPU defaults (``SPIKEODE_XLA_DEFAULTS=0`` opts out), and
+:func:`spikeode.enable_compilation_cache` for every subcommand but ``bench`` (which measures compile
+times), so a program compiled by an earlier run is loaded (``SPIKEODE_COMPILATION_CACHE=0`` opts out).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import importlib
 import pkgutil
 import sys
 
-from spikeode import __version__
-from spikeode import commands
-from spikeode import use_fast_cpu_defaults
+from spikeode import __version__, commands, enable_compilation_cache, use_fast_cpu_defaults
+
+#: Subcommands that run without the persistent compilation cache (they measure compilation).
+UNCACHED = frozenset({"bench"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    if args.command not in UNCACHED:
+        enable_compilation_cache()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

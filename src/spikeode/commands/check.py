@@ -13,6 +13,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--neuron", required=True, help="lif | qif | eif | package.module:Class")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input trains")
+    p.add_argument("--variant", action="append", default=None, metavar="LABEL",
+                   help="only this variant (repeatable; labels as in the report's first column)")
     p.set_defaults(func=run)
 
 
@@ -22,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     ensure_precision("float64")
     from spikeode.check import format_rows, run_check
 
-    rows = run_check(args.neuron, seed=args.seed)
+    rows = run_check(args.neuron, seed=args.seed, variants=args.variant)
     print(format_rows(rows))
     failed = [r for r in rows if not r.passed]
     for r in failed:

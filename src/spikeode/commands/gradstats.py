@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--chunk", type=int, default=4, help="minibatches vmapped at once (memory vs speed)")
     p.add_argument("--probes", type=int, default=4,
                    help="minibatches (of --batches) for the step-based statistics and the zero fractions")
-    p.add_argument("--plot", type=Path, default=None, help="also write the PNG of plot_gradstats here")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="also write the figure (spikeode.io.plotting.plot_gradstats) here")
     p.add_argument("--quiet", action="store_true", help="no per-checkpoint lines")
     p.set_defaults(func=run)
 
@@ -37,8 +38,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batches < 2:
         raise ValueError("--batches must be >= 2")
-    from spikeode.study.gradstats import plot_gradstats, run_gradstats
     from spikeode.io.netcdf import write_dataset
+    from spikeode.io.plotting import plot_gradstats
+    from spikeode.study.gradstats import run_gradstats
 
     runs = [args.run] if args.run else args.runs
     out = args.out or (Path(args.run) / "gradstats.nc" if args.run else None)

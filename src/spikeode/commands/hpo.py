@@ -24,7 +24,7 @@ import json
 import signal
 from pathlib import Path
 
-from spikeode.commands.train import add_config_flags, config_from_args
+from spikeode.commands.train import add_config_flags, config_from_args, flag_values
 
 
 def register(subparsers) -> None:
@@ -61,16 +61,9 @@ def _terminate(signum, frame):
 
 
 def _fixed_keys(args: argparse.Namespace) -> set[str]:
-    """Configuration keys given explicitly as flags: they are fixed for every trial."""
-    from spikeode.commands.train import FLAGS
-
-    keys = {key for flag, (key, _, _) in FLAGS.items() if getattr(args, flag.lstrip("-").replace("-", "_")) is not None}
-    keys.discard("validation_fraction")
-    if args.neuron_params is not None:
-        keys.add("neuron_params")
-    if args.no_pseudospikes:
-        keys.add("pseudospikes")
-    return keys
+    """Configuration keys given explicitly as flags: they are fixed for every trial (``validation_fraction``
+    is the objective's split, not a hyperparameter)."""
+    return set(flag_values(args)) - {"validation_fraction"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.validation_fraction is None:
         args.validation_fraction = 0.2
     base = config_from_args(args)
-    space = hpo.read_space(args.space) if args.space else hpo.default_space(base.neuron, base.init)
+    space = hpo.read_space(args.space) if args.space else hpo.default_space(base.neuron, base.init, base.data)
     if args.print_space:
         print(json.dumps(hpo.validate_space(space, base), indent=1))
         return 0

@@ -36,8 +36,6 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from spikeode.training.loop import load_checkpoint  # noqa: F401  (imports jax)
-
     meta = json.loads((args.run / "checkpoint.json").read_text()) if (args.run / "checkpoint.json").exists() else None
     if meta is None:
         raise FileNotFoundError(f"no checkpoint in {args.run}")

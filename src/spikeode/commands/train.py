@@ -3,100 +3,112 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-#: flag name -> (TrainConfig key, type, help)
-FLAGS = {
-    "--neuron": ("neuron", str, "lif | qif | eif | package.module:Class"),
-    "--data": ("data", str, "synthetic[:standard|easy|easier] (default) | yinyang | shd:DIR"),
-    "--hidden": ("hidden", lambda s: tuple(int(x) for x in s.split(",")), "hidden widths, e.g. 128 or 128,64"),
-    "--epochs": ("epochs", int, "training epochs"),
-    "--batch-size": ("batch_size", int, "minibatch size"),
-    "--optimizer": ("optimizer", str, "adam | adamw | adabelief | sgd | rmsprop"),
-    "--lr": ("lr", float, "peak learning rate"),
-    "--schedule": ("schedule", str, "constant | cosine | exponential"),
-    "--grad-clip": ("grad_clip", float, "global-norm gradient clipping (0: off)"),
-    "--T": ("T", float, "trial duration (dimensionless)"),
-    "--k-in": ("k_in", int, "cap on input spikes per sample (SHD-format data)"),
-    "--pool": ("pool", int, "channel pooling factor (SHD-format data)"),
-    "--temperature": ("temperature", float, "softmax temperature of the first-spike loss"),
-    "--gamma": ("gamma", float, "weight of the gamma (exp(t_label/T) - 1) term"),
-    "--readout": ("readout", str, "first_spike | max_voltage"),
-    "--integrator": ("integrator", str, "auto | closed_form | diffrax"),
-    "--gradient": ("gradient", str, "auto (default: the event adjoint on the diffrax path, autodiff on the closed form) "
-                   "| autodiff | adjoint (same values; the adjoint's memory is independent of solver steps)"),
-    "--init": ("init", str, "calibrated (default: weights scaled on training data until neurons spike) | recipe"),
-    "--calibration-rate": ("calibration_rate", float, "calibrated init: median spikes per hidden neuron per trial"),
-    "--calibration-output": ("calibration_output", float,
-                             "calibrated init: fraction of (sample, output) pairs with a spike"),
-    "--objective": ("objective", str, "real (default: accuracy counts real output spikes only) | pseudo"),
-    "--dtype": ("dtype", str, "float32 | float64"),
-    "--seed": ("seed", int, "seed of initialisation, batch order and data subsets"),
-    "--train-samples": ("train_samples", int, "seeded training subset (smoke runs)"),
-    "--test-samples": ("test_samples", int, "seeded test subset"),
-    "--validation-fraction": ("validation_fraction", float, "share of train carved out for validation"),
-}
+from spikeode.training.config import TrainConfig, default_config, read_config_file
+
+
+def _json_object(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+_json_object.__name__ = "JSON object"  # argparse names the type in its error message
+
+
+def _sequence_of(kind: type) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        return tuple(kind(part) for part in text.split(","))
+
+    parse.__name__ = f"comma-separated {kind.__name__} list"
+    return parse
+
+
+def _parser_of(annotation: Any) -> Callable[[str], Any]:
+    """The command-line parser of a field type: ``int``, ``float``, ``str``, ``X | None`` (as ``X``),
+    ``tuple[X, ...]`` (comma-separated, e.g. ``128,64``) and ``dict`` (a JSON object)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is tuple:
+        return _sequence_of(args[0])
+    if args:  # X | None
+        return _parser_of(args[0])
+    if annotation is dict:
+        return _json_object
+    if annotation in (int, float, str):
+        return annotation
+    raise TypeError(f"no command-line parser for the configuration type {annotation!r}")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def config_flags() -> dict[str, dict]:
+    """Per TrainConfig field: its flag and ``add_argument`` options (help, type or action, choices).
+
+    The help is the field's ``metadata["help"]``, followed by its choices where the text does not name them.
+    A boolean field that is on by default gets ``--no-<name>`` (switches it off), one that is off gets
+    ``--<name>`` (switches it on); every other field takes a value. All default to ``None``: "not given",
+    so the recipe and the config file decide.
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    flags = {}
+    for f in dataclasses.fields(TrainConfig):
+        text = f.metadata["help"]
+        if hints[f.name] is bool:
+            flag = _flag(f"no_{f.name}" if f.default else f.name)
+            flags[f.name] = dict(flag=flag, action="store_const", const=not f.default, default=None,
+                                 help=f"switch off: {text}" if f.default else text)
+            continue
+        choices = f.metadata.get("choices")
+        if choices and not all(choice in text for choice in choices):
+            text = f"{text}: {' | '.join(choices)}"
+        flags[f.name] = dict(flag=_flag(f.name), type=_parser_of(hints[f.name]), default=None, help=text,
+                             metavar=f.name.upper(), **({"choices": choices} if choices else {}))
+    return flags
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """The training flags shared by ``train``, ``hpo`` and ``landscape``."""
-    for flag, (_, typ, text) in FLAGS.items():
-        parser.add_argument(flag, type=typ, default=None, help=text)
-    parser.add_argument("--no-pseudospikes", action="store_true", help="switch pseudospikes off")
-    parser.add_argument("--train-neuron", action="store_true", help="also train the neuron parameters")
-    parser.add_argument("--neuron-params", type=json.loads, default=None, help='JSON, e.g. \'{"tau": 1.0, "I0": -0.05}\'')
-    parser.add_argument("--config", type=Path, default=None, help="JSON or TOML file with the same keys as the flags")
+    """One flag per ``TrainConfig`` field (shared by ``train`` and ``hpo``) and ``--config FILE``."""
+    group = parser.add_argument_group("training configuration (default: the recipe of --data and --neuron)")
+    for key, options in config_flags().items():
+        options = dict(options)
+        group.add_argument(options.pop("flag"), dest=key, **options)
+    group.add_argument("--config", type=Path, default=None,
+                       help="JSON or TOML file with the configuration's keys (flags override it)")
 
 
-def config_from_args(args: argparse.Namespace):
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration values given explicitly as flags."""
+    return {key: getattr(args, key) for key in config_flags() if getattr(args, key) is not None}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Recipe of (data, neuron) < config file < explicit flags."""
-    from spikeode.training.loop import default_config
-
-    values = _read_config_file(args.config) if args.config else {}
-    for flag, (key, _, _) in FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            values[key] = value
-    if args.no_pseudospikes:
-        values["pseudospikes"] = False
-    if args.train_neuron:
-        values["train_neuron"] = True
-    if args.neuron_params is not None:
-        values["neuron_params"] = args.neuron_params
-    if values.get("grad_clip") == 0:
-        values["grad_clip"] = None
-    data = values.pop("data", "synthetic")
-    neuron = values.pop("neuron", "qif")
-    return default_config(data, neuron, **values)
-
-
-def _read_config_file(path: Path) -> dict:
-    if not path.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
-    if path.suffix == ".toml":
-        import tomllib
-
-        return dict(tomllib.loads(text))
-    try:
-        return dict(json.loads(text))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config file {path} is not valid JSON: {err}") from err
+    values = read_config_file(args.config) if args.config else {}
+    values.update(flag_values(args))
+    return default_config(values.pop("data", "synthetic"), values.pop("neuron", "qif"), **values)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a spiking network with exact gradients", description=__doc__)
-    add_config_flags(p)
     p.add_argument("--out", type=Path, required=True, help="run directory (run.nc, checkpoint.eqx)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from spikeode.training.loop import train  # it switches JAX to float64 itself when the config asks for it
+    from spikeode.training import train  # it switches JAX to float64 itself when the config asks for it
 
     if (args.out / "checkpoint.json").exists() and not args.resume:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")

@@ -37,8 +37,8 @@ import h5py
 import numpy as np
 from jaxtyping import Float, Int
 
-from spikeode.spikes import Spikes, spikes_from_lists
 from spikeode.data.dataset import summarize
+from spikeode.spikes import Spikes, spikes_from_lists
 
 __all__ = [
     "N_CHANNELS",

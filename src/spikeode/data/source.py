@@ -23,6 +23,8 @@ from spikeode.data.shd import N_CHANNELS, Preprocessing, SHDFile, file_statistic
 from spikeode.data.synthetic import DIFFICULTIES, ensure_synthetic
 from spikeode.data.yinyang import CLASS_NAMES as YINYANG_CLASSES
 from spikeode.data.yinyang import SPLITS as YINYANG_SPLITS
+from spikeode.data.yinyang import T_EARLY as YINYANG_T_EARLY
+from spikeode.data.yinyang import T_LATE as YINYANG_T_LATE
 from spikeode.data.yinyang import yinyang_spikes
 
 __all__ = ["DataSource", "data_statistics", "load_dataset", "parse_data_source", "source_splits"]
@@ -115,8 +117,8 @@ def load_dataset(
     pool: int = 1,
     drop_fraction: float = DEFAULT_DROP_FRACTION,
     crop: tuple[float, float] | None = None,
-    t_early: float = 0.1,
-    t_late: float = 1.0,
+    t_early: float = YINYANG_T_EARLY,
+    t_late: float = YINYANG_T_LATE,
     t_bias: float = 0.0,
     cache_dir: str | Path | None = None,
     dtype=np.float64,

@@ -45,6 +45,8 @@ R_BIG = 0.5
 CLASS_NAMES = ("yin", "yang", "dot")
 SPLITS = {"train": (5000, 42), "validation": (1000, 41), "test": (1000, 40)}  # size, published seed
 N_CHANNELS = 5
+#: The default latency code (dimensionless engine units): inputs spike in ``[T_EARLY, T_LATE]`` (+ bias).
+T_EARLY, T_LATE = 0.1, 1.0
 
 
 def yinyang_class(
@@ -94,8 +96,8 @@ def sample_points(
 def encode_latency(
     points: Float[np.ndarray, "n 2"],
     *,
-    t_early: float = 0.1,
-    t_late: float = 1.0,
+    t_early: float = T_EARLY,
+    t_late: float = T_LATE,
     t_bias: float = 0.0,
     r_big: float = R_BIG,
 ) -> Float[np.ndarray, "n 5"]:
@@ -116,8 +118,8 @@ def encode_latency(
 def yinyang_spikes(
     split: str,
     *,
-    t_early: float = 0.1,
-    t_late: float = 1.0,
+    t_early: float = T_EARLY,
+    t_late: float = T_LATE,
     t_bias: float = 0.0,
     dtype=np.float64,
 ) -> tuple[Spikes, Int[np.ndarray, " n"], Float[np.ndarray, "n 2"]]:

@@ -44,7 +44,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from spikeode.integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
 from spikeode.engine.layer import (
     INDUCED,
     NONE,
@@ -60,6 +59,7 @@ from spikeode.engine.layer import (
     make_event_step,
     validate_layer_inputs,
 )
+from spikeode.integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
 from spikeode.neurons import AbstractNeuron
 
 __all__ = ["record_events", "simulate_layer_adjoint"]

@@ -11,8 +11,8 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from spikeode.engine.adjoint import simulate_layer_adjoint
+from spikeode.engine.layer import LayerTrace, default_budget, is_concrete, simulate_layer
 from spikeode.integrate import AbstractIntegrator, make_integrator
-from spikeode.engine.layer import LayerTrace, is_concrete, default_budget, simulate_layer
 from spikeode.neurons import AbstractNeuron, as_trainable
 from spikeode.spikes import Spikes, validate_spikes
 

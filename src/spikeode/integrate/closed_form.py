@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from spikeode.neurons import AbstractNeuron, NotClosedForm
 from spikeode.integrate._base import AbstractIntegrator, Advance, first_argmin, supra_threshold
+from spikeode.neurons import AbstractNeuron, NotClosedForm
 
 __all__ = ["ClosedForm"]
 

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
-from spikeode.neurons import AbstractNeuron
 from spikeode.integrate._base import AbstractIntegrator, Advance, first_argmin, supra_threshold
+from spikeode.neurons import AbstractNeuron
 
 __all__ = ["DEFAULT_SOLVERS", "DEFAULT_TOLERANCES", "Diffrax"]
 

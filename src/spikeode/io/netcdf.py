@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from spikeode import __version__
+from spikeode._version import __version__
 
 __all__ = ["git_commit", "provenance_attrs", "write_dataset", "read_dataset", "variable", "config_of",
            "history_line"]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import importlib
 
-from spikeode.neurons._base import AbstractNeuron, NotClosedForm, as_trainable
+from spikeode.neurons._base import (
+    AbstractClosedFormNeuron,
+    AbstractNeuron,
+    AbstractOrderedNeuron,
+    AbstractPseudoNeuron,
+    NotClosedForm,
+    as_trainable,
+)
 from spikeode.neurons.eif import EIF
 from spikeode.neurons.lif import LIF
 from spikeode.neurons.qif import QIF
 
-__all__ = ["AbstractNeuron", "NotClosedForm", "as_trainable", "LIF", "QIF", "EIF", "BUILTIN_NEURONS", "resolve_neuron_class"]
+__all__ = ["AbstractNeuron", "AbstractClosedFormNeuron", "AbstractOrderedNeuron", "AbstractPseudoNeuron",
+           "NotClosedForm", "as_trainable", "LIF", "QIF", "EIF", "BUILTIN_NEURONS", "resolve_neuron_class"]
 
 BUILTIN_NEURONS: dict[str, type[AbstractNeuron]] = {"lif": LIF, "qif": QIF, "eif": EIF}
 

@@ -4,9 +4,11 @@ Between events the state ``y`` of one neuron follows ``dy/dt = vector_field(t, y
 neuron spikes when ``threshold(y)`` crosses zero upwards; its state then jumps to ``reset(y)``.
 A presynaptic spike of weight ``w`` makes the state jump to ``receive(y, w)``.
 
-A model that also knows its flow in closed form overrides ``flow`` and ``time_to_threshold``; the
-engine then uses the exact closed-form path, and the diffrax path stays available (the two must
-agree; the generic test ``tests/test_neurons.py`` checks every shipped model).
+Optional capabilities follow equinox's abstract/final pattern: a model declares one by also deriving
+from its abstract class and implementing its abstract methods -- ``AbstractClosedFormNeuron`` (``flow``,
+``time_to_threshold``: the exact closed-form path; the diffrax path stays available and the two must
+agree, ``tests/test_neurons.py`` checks every shipped model), ``AbstractOrderedNeuron`` (``firing_order``)
+and ``AbstractPseudoNeuron`` (``pseudo_spike``). Concrete models are final: never subclassed.
 
 Models are ``equinox.Module``s: every array or float field is a trainable parameter that
 ``jax.grad`` reaches; configuration that is not (e.g. whether the synapse is a delta pulse) is a
@@ -21,7 +23,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
-__all__ = ["AbstractNeuron", "NotClosedForm", "as_trainable"]
+__all__ = ["AbstractNeuron", "AbstractClosedFormNeuron", "AbstractOrderedNeuron", "AbstractPseudoNeuron", "NotClosedForm",
+           "as_trainable"]
 
 
 class NotClosedForm(NotImplementedError):
@@ -32,7 +35,7 @@ class AbstractNeuron(eqx.Module):
     """A single spiking neuron as a hybrid dynamical system (the state of one neuron).
 
     Subclasses implement ``initial_state``, ``vector_field``, ``threshold``, ``reset`` and
-    ``receive``; optionally ``flow`` and ``time_to_threshold`` (then ``has_closed_form`` is true).
+    ``receive``; the optional capabilities are the abstract classes below.
     All methods act on one neuron; the engine vmaps them over a layer.
     """
 
@@ -56,54 +59,21 @@ class AbstractNeuron(eqx.Module):
     def receive(self, y: Float[Array, " state"], w: ScalarLike) -> Float[Array, " state"]:
         """State right after a presynaptic spike of weight ``w`` arrives."""
 
-    # -- optional closed forms -------------------------------------------------------------
-    def flow(self, y: Float[Array, " state"], dt: ScalarLike) -> Float[Array, " state"]:
-        """Exact state after free evolution (no events) for a time ``dt >= 0``."""
-        raise NotClosedForm(f"{type(self).__name__} has no closed-form flow")
-
-    def time_to_threshold(self, y: Float[Array, " state"], horizon: ScalarLike) -> Scalar:
-        """Time until the first upward threshold crossing of the free flow, if it is ``<= horizon``.
-
-        Returns ``+inf`` when there is no crossing within ``horizon`` (``horizon`` is finite).
-        The caller only asks with ``threshold(y) < 0``. Must be differentiable in ``y`` and in the
-        model's parameters (implicit function theorem where a root is found numerically).
-        """
-        raise NotClosedForm(f"{type(self).__name__} has no closed-form time to threshold")
-
-    def firing_order(self, y: Float[Array, " state"]) -> Scalar:
-        """Optional speed-up of the closed-form path: a cheap key that orders neurons sharing these
-        parameters as ``time_to_threshold`` does (smaller fires sooner, ``+inf`` never).
-
-        The engine then computes the crossing time of only the first neuron per event instead of
-        every neuron's. Only for models whose free flow preserves that order, e.g. any 1-D
-        autonomous neuron (the larger ``V``, the sooner); ``tests/test_neurons.py`` checks it.
-        """
-        raise NotImplementedError(f"{type(self).__name__} declares no firing_order")
+    # -- optional capabilities: declared by also deriving from the abstract classes below ---------
+    @property
+    def has_closed_form(self) -> bool:
+        """Whether ``flow`` and ``time_to_threshold`` are exact for these parameters (the fast path)."""
+        return isinstance(self, AbstractClosedFormNeuron) and bool(self.closed_form_applies())
 
     @property
     def has_firing_order(self) -> bool:
-        return type(self).firing_order is not AbstractNeuron.firing_order
-
-    def pseudo_spike(self, y: Float[Array, " state"], drive: ScalarLike) -> tuple[Scalar, Scalar]:
-        """Pseudodynamics after the trial end (Klos & Memmesheimer): the continuation from state ``y``
-        at ``T`` with extra pseudo input ``drive`` under a supra-threshold drive.
-
-        Returns ``(delay, period)``: the time after ``T`` of the next (pseudo)spike and the period of
-        the continued oscillation; both smooth in ``y``, ``drive`` and the parameters, and
-        ``delay -> 0`` as ``y`` approaches the threshold, so a real spike drifting to ``T`` turns
-        continuously into a pseudospike. Optional: models without it train with pseudospikes off.
-        """
-        raise NotImplementedError(f"{type(self).__name__} declares no pseudodynamics (pseudo_spike)")
+        """Whether ``firing_order`` orders this model's crossing times (closed-form path speed-up)."""
+        return isinstance(self, AbstractOrderedNeuron) and self.has_closed_form and bool(self.firing_order_applies())
 
     @property
     def has_pseudodynamics(self) -> bool:
-        return type(self).pseudo_spike is not AbstractNeuron.pseudo_spike
-
-    @property
-    def has_closed_form(self) -> bool:
-        """Whether ``flow`` and ``time_to_threshold`` are available (the fast exact path)."""
-        cls = type(self)
-        return cls.flow is not AbstractNeuron.flow and cls.time_to_threshold is not AbstractNeuron.time_to_threshold
+        """Whether ``pseudo_spike`` continues silent neurons past the trial end (pseudospikes)."""
+        return isinstance(self, AbstractPseudoNeuron)
 
     @property
     def state_size(self) -> int:
@@ -119,6 +89,61 @@ class AbstractNeuron(eqx.Module):
                 arr = jnp.asarray(value)
                 if not bool(jnp.all(arr > 0)):
                     raise ValueError(f"{type(self).__name__}.{name} must be > 0, got {value!r}")
+
+
+class AbstractClosedFormNeuron(AbstractNeuron):
+    """A neuron that also knows its free flow in closed form: the engine then takes the exact closed-form
+    path (``integrate.ClosedForm``); the diffrax path stays available and must agree."""
+
+    @abc.abstractmethod
+    def closed_form_applies(self) -> bool:
+        """Whether ``flow`` and ``time_to_threshold`` are exact for these parameters (host-side, static, e.g.
+        a ratio of time constants); the diffrax path is used where they are not. ``True`` if always."""
+
+    @abc.abstractmethod
+    def flow(self, y: Float[Array, " state"], dt: ScalarLike) -> Float[Array, " state"]:
+        """Exact state after free evolution (no events) for a time ``dt >= 0``."""
+
+    @abc.abstractmethod
+    def time_to_threshold(self, y: Float[Array, " state"], horizon: ScalarLike) -> Scalar:
+        """Time until the first upward threshold crossing of the free flow, if it is ``<= horizon``.
+
+        Returns ``+inf`` when there is no crossing within ``horizon`` (``horizon`` is finite).
+        The caller only asks with ``threshold(y) < 0``. Must be differentiable in ``y`` and in the
+        model's parameters (implicit function theorem where a root is found numerically).
+        """
+
+
+class AbstractOrderedNeuron(AbstractClosedFormNeuron):
+    """A closed-form neuron with a cheap key that orders neurons sharing its parameters as
+    ``time_to_threshold`` does: the engine then solves the crossing time of only the first neuron per event.
+
+    Only for models whose free flow preserves that order, e.g. any 1-D autonomous neuron (the larger
+    ``V``, the sooner); ``tests/test_neurons.py`` checks it.
+    """
+
+    @abc.abstractmethod
+    def firing_order_applies(self) -> bool:
+        """Whether ``firing_order`` is valid for these parameters (host-side, static). ``True`` if always."""
+
+    @abc.abstractmethod
+    def firing_order(self, y: Float[Array, " state"]) -> Scalar:
+        """Smaller fires sooner, ``+inf`` never."""
+
+
+class AbstractPseudoNeuron(AbstractNeuron):
+    """A neuron with pseudodynamics (Klos & Memmesheimer): silent neurons get pseudospikes after the trial."""
+
+    @abc.abstractmethod
+    def pseudo_spike(self, y: Float[Array, " state"], drive: ScalarLike) -> tuple[Scalar, Scalar]:
+        """The continuation from state ``y`` at ``T`` with extra pseudo input ``drive`` under a
+        supra-threshold drive.
+
+        Returns ``(delay, period)``: the time after ``T`` of the next (pseudo)spike and the period of
+        the continued oscillation; both smooth in ``y``, ``drive`` and the parameters, and
+        ``delay -> 0`` as ``y`` approaches the threshold, so a real spike drifting to ``T`` turns
+        continuously into a pseudospike.
+        """
 
 
 def as_trainable(model, dtype=None):

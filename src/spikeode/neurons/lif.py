@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
-from spikeode.neurons._base import AbstractNeuron
+from spikeode.neurons._base import AbstractOrderedNeuron, AbstractPseudoNeuron
 from spikeode.neurons._roots import bracketed_root, exprel, log1prel
 
 __all__ = ["LIF"]
 
 
-class LIF(AbstractNeuron):
+class LIF(AbstractOrderedNeuron, AbstractPseudoNeuron):
     r"""Leaky integrate-and-fire neuron (dimensionless voltage, threshold ``v_th``).
 
     Delta synapses (``tau_syn=None``), state ``(V,)``:
@@ -118,8 +118,10 @@ class LIF(AbstractNeuron):
             return self._delta_time_to_threshold(y, horizon)
         return self._exp_time_to_threshold(y, horizon)
 
-    @property
-    def has_firing_order(self) -> bool:
+    def closed_form_applies(self) -> bool:
+        return True  # any tau_mem/tau_syn ratio (closed-form crossing at 2, bracketed Newton otherwise)
+
+    def firing_order_applies(self) -> bool:
         return self.tau_syn is None  # exponential synapses: V and I both decide who fires first
 
     def firing_order(self, y) -> Scalar:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar, ScalarLike
 
-from spikeode.neurons._base import AbstractNeuron, NotClosedForm
+from spikeode.neurons._base import AbstractOrderedNeuron, AbstractPseudoNeuron, NotClosedForm
 
 __all__ = ["QIF"]
 
@@ -37,60 +37,94 @@ def _phase_vector(theta):
     return jnp.stack([jnp.sin(0.5 * theta), jnp.cos(0.5 * theta)])
 
 
-def _even_series(q, coeffs, direct_pos, direct_neg):
-    """An even function of ``sqrt(q)`` for real ``q``, smooth through ``q = 0``: its Taylor series in
-    ``q`` for ``|q| < eps^(1/6)`` (truncation and the cancellation of the direct form's derivative both
-    ~1e-13 relative in float64), else ``direct_pos(sqrt(q))`` (``q > 0``) or ``direct_neg(sqrt(-q))``."""
-    cut = jnp.finfo(jnp.result_type(q, float)).eps ** (1 / 6)
+def _horner(x, coeffs):
+    """``sum_k coeffs[k] x^k`` by Horner's rule on Python-float coefficients (one fused kernel;
+    ``jnp.polyval`` scans an array of coefficients)."""
+    y = coeffs[-1]
+    for c in coeffs[-2::-1]:
+        y = y * x + c
+    return y
+
+
+def _series_cut(q):
+    """``eps^(1/6)``: below it in ``|q|`` the Taylor series of an even function of ``sqrt(q)`` (truncation
+    and the cancellation of the direct form's derivative both ~1e-13 relative in float64) replaces it."""
+    return jnp.finfo(jnp.result_type(q, float)).eps ** (1 / 6)
+
+
+_COSH = (1.0, 1 / 2, 1 / 24, 1 / 720, 1 / 40320, 1 / 3628800)
+_SINHC = (1.0, 1 / 6, 1 / 120, 1 / 5040, 1 / 362880, 1 / 39916800)
+_ATANHC = (1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11)
+_D_SINHC = tuple(n * a for n, a in enumerate(_SINHC))[1:]  # the series of d/dq sinh(sqrt(q))/sqrt(q)
+
+
+@jax.custom_jvp
+def _cosh_sinhc_sqrt(q):
+    """``(cosh(sqrt(q)), sinh(sqrt(q))/sqrt(q))`` for real ``q`` (``(cos(r), sin(r)/r)``, ``r = sqrt(-q)``,
+    for ``q < 0``; ``(1, 1)`` at ``q = 0``), smooth through ``q = 0``.
+
+    ``|q| < eps^(1/6)``: the Taylor series in ``q``. Else one ``sqrt``, and one ``expm1`` (``q > 0``:
+    ``cosh = (e + 1/e)/2``, ``sinh = expm1(r) (1 + 1/e)/2``, ``e = exp(r)``, no cancellation) or ``cos``
+    and ``sin`` (``q < 0``). Every branch runs on a safe argument (the series on a clamped one: its powers
+    overflow float32 once ``|q| > 5e7``). Derivatives: the custom JVP below.
+    """
+    cut = _series_cut(q)
     small = jnp.abs(q) < cut
-    # The series on a clamped argument too: at large |q| its powers overflow (q^5 > 3e38 in float32 once
-    # |q| > 5e7), and the discarded branch's infinite derivative times a zero cotangent is NaN.
-    series = jnp.polyval(jnp.asarray(coeffs[::-1], dtype=jnp.result_type(q, float)), jnp.where(small, q, 0.0))
+    q_small = jnp.where(small, q, 0.0)
     pos = q > 0
-    r_pos = jnp.sqrt(jnp.where(small | ~pos, cut, q))  # each branch on a safe argument (finite gradients)
-    r_neg = jnp.sqrt(jnp.where(small | pos, cut, -q))
-    return jnp.where(small, series, jnp.where(pos, direct_pos(r_pos), direct_neg(r_neg)))
+    r = jnp.sqrt(jnp.where(small, cut, jnp.abs(q)))
+    r_pos = jnp.where(pos, r, 1.0)
+    r_neg = jnp.where(pos, 1.0, r)
+    em1 = jnp.expm1(r_pos)
+    inv_e = 1.0 / (1.0 + em1)
+    c = jnp.where(pos, 0.5 * (1.0 + em1 + inv_e), jnp.cos(r_neg))
+    k = jnp.where(pos, 0.5 * em1 * (1.0 + inv_e), jnp.sin(r_neg)) / jnp.where(pos, r_pos, r_neg)
+    return jnp.where(small, _horner(q_small, _COSH), c), jnp.where(small, _horner(q_small, _SINHC), k)
 
 
-def _cosh_sqrt(q):
-    """``cosh(sqrt(q))`` (``cos(sqrt(-q))`` for ``q < 0``)."""
-    return _even_series(q, [1.0, 1 / 2, 1 / 24, 1 / 720, 1 / 40320, 1 / 3628800], jnp.cosh, jnp.cos)
-
-
-def _sinhc_sqrt(q):
-    """``sinh(sqrt(q))/sqrt(q)`` (``sin(r)/r``, ``r = sqrt(-q)``, for ``q < 0``; 1 at ``q = 0``)."""
-    return _even_series(q, [1.0, 1 / 6, 1 / 120, 1 / 5040, 1 / 362880, 1 / 39916800],
-                        lambda r: jnp.sinh(r) / r, lambda r: jnp.sin(r) / r)
-
-
-def _atanhc_sqrt(q):
-    """``atanh(sqrt(q))/sqrt(q)`` for ``q < 1`` (``atan(r)/r``, ``r = sqrt(-q)``, for ``q < 0``; 1 at ``q = 0``)."""
-    return _even_series(q, [1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11],
-                        lambda r: jnp.arctanh(r) / r, lambda r: jnp.arctan(r) / r)
+@_cosh_sinhc_sqrt.defjvp
+def _cosh_sinhc_sqrt_jvp(primals, tangents):
+    """``dc/dq = k/2``, ``dk/dq = (c - k)/(2q)`` (its series' derivative for ``|q| < eps^(1/6)``), from the
+    values: reverse mode then differentiates no transcendental function (the same cancellation in
+    ``c - k`` as in the derivative of the direct form)."""
+    (q,), (dq,) = primals, tangents
+    c, k = _cosh_sinhc_sqrt(q)
+    small = jnp.abs(q) < _series_cut(q)
+    dk = jnp.where(small, _horner(jnp.where(small, q, 0.0), _D_SINHC), (c - k) / (2.0 * jnp.where(small, 1.0, q)))
+    return (c, k), (0.5 * k * dq, dk * dq)
 
 
 def _blowup_time(j, z1, z2):
     """Time ``s*`` until ``y = z1/z2`` (``z2 >= 0``) of ``dy/ds = y^2 + j`` reaches ``+inf``, and whether
     it ever does (``s* = 0`` where not: finite, so that products with it keep finite gradients).
 
-    ``z1 > 0``: ``s* = rho atanh(sqrt(q))/sqrt(q)``, ``rho = z2/z1``, ``q = -j rho^2`` (finite iff
-    ``q < 1``, i.e. ``y`` above the unstable point), one function through ``j = 0``.
-    ``z1 <= 0``: only ``j > 0`` fires, ``s* = atan2(sqrt(j) z2, z1)/sqrt(j)``.
+    One function through ``j = 0``, with one transcendental function per regime:
+
+    - ``z1 > 0``, ``|q| < eps^(1/6)`` (``q = -j rho^2``, ``rho = z2/z1``): ``s* = rho atanh(sqrt(q))/sqrt(q)``
+      as its Taylor series in ``q``;
+    - ``j > 0`` otherwise (any ``z1``): ``s* = atan2(sqrt(j) z2, z1)/sqrt(j)``;
+    - ``j < 0``, ``z1 > 0``: ``s* = rho atanh(sqrt(q))/sqrt(q)``, finite iff ``q < 1`` (``y`` above the
+      unstable point);
+    - ``j <= 0``, ``z1 <= 0``: never.
     """
     up = z1 > 0
     # rho capped at max^(1/4) so that rho^2 and q stay finite (z1 -> 0+): for j <= 0 such states never
-    # fire (s* >= rho > 1/beta); for j > 0 the spike needs j > (pi beta/2)^2 and the cap moves
-    # atan(sqrt(j) rho) by < 1/(sqrt(j) rho_max), far below the dtype's resolution.
+    # fire (s* >= rho > 1/beta); for j > 0 they take the atan2 branch.
     rho_max = jnp.finfo(jnp.result_type(z1, float)).max ** 0.25
     rho = jnp.where(up, jnp.minimum(z2 / jnp.where(up, z1, 1.0), rho_max), 0.0)
     q = -j * rho * rho
-    fires_up = up & (q < 1)
+    cut = _series_cut(q)
+    small = up & (jnp.abs(q) < cut)
+    hyper = up & (q >= cut) & (q < 1)
+    osc = (j > 0) & ~small
+    s_small = rho * _horner(jnp.where(small, q, 0.0), _ATANHC)
     # atanh's argument a few ulps below 1 (y just above the unstable point: an astronomically late spike).
-    s_up = rho * _atanhc_sqrt(jnp.where(fires_up, jnp.minimum(q, 1.0 - 8 * jnp.finfo(q.dtype).eps), 0.0))
+    r = jnp.sqrt(jnp.where(hyper, jnp.minimum(q, 1.0 - 8 * jnp.finfo(q.dtype).eps), cut))
+    s_hyper = rho * jnp.arctanh(r) / r
     w = jnp.sqrt(jnp.where(j > 0, j, 1.0))
-    s_down = _atan2(w * z2, z1) / w
-    fires_down = ~up & (j > 0)
-    return jnp.where(fires_up, s_up, jnp.where(fires_down, s_down, 0.0)), fires_up | fires_down
+    s_osc = _atan2(w * z2, z1) / w
+    s = jnp.where(small, s_small, jnp.where(hyper, s_hyper, jnp.where(osc, s_osc, 0.0)))
+    return s, small | hyper | osc
 
 
 class _Matched:
@@ -128,7 +162,7 @@ def _is_matched_ratio(tau, I0, tau_syn) -> bool:
     return abs(float(tau_syn) - ratio) <= 1e-12 * abs(ratio)
 
 
-class QIF(AbstractNeuron):
+class QIF(AbstractOrderedNeuron, AbstractPseudoNeuron):
     r"""Quadratic integrate-and-fire neuron as a theta neuron, ``V = tan(theta/2)``.
 
     Dynamics (delta synapses, ``tau_syn=None``):
@@ -263,8 +297,7 @@ class QIF(AbstractNeuron):
         return delay, self.tau * _PI / s
 
     # -- closed forms (delta synapses; exponential synapses at the matched ratio) --------------
-    @property
-    def has_closed_form(self) -> bool:
+    def closed_form_applies(self) -> bool:
         return self.tau_syn is None or self.matched
 
     def _require_closed_form(self):
@@ -292,18 +325,23 @@ class QIF(AbstractNeuron):
         j = y[2]
         z1, z2 = y[0] + 0.5 * beta * y[1], y[1]
         q = -j * s * s
-        c, k = _cosh_sqrt(q), s * _sinhc_sqrt(q)
+        c, k = _cosh_sinhc_sqrt(q)
+        k = s * k
         x2 = (c * z2 - k * z1) / half
         x1 = half * (c * z1 + j * k * z2) - 0.5 * beta * x2
         return jnp.stack([x1, x2, j * half**4])
 
-    def _matched_time_to_threshold(self, y, horizon):
-        """The blow-up time ``s*`` of ``y = W/e`` at constant drive ``I``, then ``t* = -(tau/beta) ln(1 - beta s*)``."""
+    def _matched_blowup(self, y):
+        """The blow-up time ``s*`` of ``y = W/e`` at constant drive ``I``, and whether ``t*`` is finite (``beta s* < 1``)."""
         beta = self._beta()
         s, blows_up = _blowup_time(y[2], y[0] + 0.5 * beta * y[1], y[1])
-        bs = beta * s
-        fires = blows_up & (bs < 1)
-        t = -self.tau * jnp.log1p(-jnp.where(fires, bs, 0.0)) / beta
+        return s, blows_up & (beta * s < 1)
+
+    def _matched_time_to_threshold(self, y, horizon):
+        """``t* = -(tau/beta) ln(1 - beta s*)`` from the blow-up time ``s*`` of ``y = W/e``."""
+        beta = self._beta()
+        s, fires = self._matched_blowup(y)
+        t = -self.tau * jnp.log1p(-jnp.where(fires, beta * s, 0.0)) / beta
         # I0 >= 0 (beta NaN): NaN, never a silent "no spike".
         return jnp.where(jnp.isnan(beta), jnp.nan, jnp.where(fires & (t <= horizon), t, jnp.inf))
 
@@ -324,18 +362,20 @@ class QIF(AbstractNeuron):
         t = jnp.where(self.I0 > 0, self._oscillatory_time(y), self._excitable_time(y))
         return jnp.where(t <= horizon, t, jnp.inf)
 
-    @property
-    def has_firing_order(self) -> bool:
-        return self.tau_syn is None
+    def firing_order_applies(self) -> bool:
+        return self.tau_syn is None or self.matched
 
     def firing_order(self, y) -> Scalar:
-        """``-V = -x1/x2`` where the neuron will fire (all ``x2 >= 0`` phases if ``I0 > 0``, ``V > sqrt(-I0)``
-        if not), else ``+inf``: the 1-D flow keeps the order of ``V``, the largest fires first.
+        """Delta synapses: ``-V = -x1/x2`` where the neuron will fire (all ``x2 >= 0`` phases if ``I0 > 0``,
+        ``V > sqrt(-I0)`` if not), else ``+inf``: the 1-D flow keeps the order of ``V``, the largest fires first.
 
-        Delta synapses only: with exponential synapses ``V`` and ``I`` both decide who fires first (a
-        lower ``V`` with a larger ``I`` can overtake), so no key of the state orders the spike times."""
+        Matched exponential synapses: the blow-up time ``s*`` (``+inf`` where it never fires), which
+        ``t* = -(tau/beta) ln(1 - beta s*)`` increases with; the same ``s*`` as ``time_to_threshold``'s, so
+        the two order states alike, without the logarithm and the horizon per neuron."""
         if self.tau_syn is not None:
-            raise NotImplementedError("QIF.firing_order is valid for delta synapses only")
+            self._require_closed_form()
+            s, fires = self._matched_blowup(y)
+            return jnp.where(fires, s, jnp.inf)
         x1, x2 = y[0], y[1]
         s = jnp.sqrt(jnp.maximum(-self.I0, 0.0))
         fires = (self.I0 > 0) | (x1 > s * x2)

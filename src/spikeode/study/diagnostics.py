@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikeode.study import caches
+
 __all__ = [
     "JUMP_EPS",
     "JUMP_FACTOR",
@@ -102,15 +104,13 @@ def _kendall_impl(a, b):
 
 
 def _kendall(a, b):
-    global _KENDALL_JIT
-    if _KENDALL_JIT is None:
+    """``_kendall_impl`` compiled once per process (``spikeode.study.caches``)."""
+    def build():
         import jax
 
-        _KENDALL_JIT = jax.jit(_kendall_impl)
-    return _KENDALL_JIT(a, b)
+        return jax.jit(_kendall_impl)
 
-
-_KENDALL_JIT = None
+    return caches.cached(("diagnostics", "kendall"), build)(a, b)
 
 
 def edge_diagnostics(times_a, times_b) -> dict:

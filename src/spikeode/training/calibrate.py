@@ -35,9 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from spikeode.integrate import make_integrator
 from spikeode.engine.layer import simulate_layer
 from spikeode.engine.network import FeedForward, _merge_spikes, _per_layer
+from spikeode.integrate import make_integrator
 from spikeode.spikes import Spikes
 
 __all__ = ["LayerCalibration", "calibrate", "layer_activity", "weight_shape", "HIDDEN_STATISTIC",
