@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from spikeode.engine._event_loop import END, INDUCED, RECEIVE, SPIKE
 from spikeode.engine.adjoint import record_events, simulate_layer_adjoint
-from spikeode.engine.layer import END, INDUCED, RECEIVE, SPIKE, simulate_layer
+from spikeode.engine.layer import simulate_layer
 from spikeode.engine.network import FeedForward, simulate
 from spikeode.integrate import Diffrax
 from spikeode.neurons import EIF, LIF, QIF, AbstractNeuron, as_trainable

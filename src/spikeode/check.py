@@ -381,7 +381,8 @@ def run_check(name: str | type[AbstractNeuron], *, seed: int = 0,
               variants: Collection[str] | None = None) -> list[CheckRow]:
     """All rows for every variant of a model, or for those labelled in ``variants`` (float64 required)."""
     if not jax.config.jax_enable_x64:
-        raise RuntimeError("spikeode check needs float64: call jax.config.update('jax_enable_x64', True) first")
+        raise RuntimeError("spikeode check needs float64: call "
+                           "spikeode.precision.ensure_precision('float64') first")
     chosen = model_variants(name)
     if variants is not None:
         labels = [label for label, _ in chosen]

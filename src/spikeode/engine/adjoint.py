@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from spikeode.engine.layer import (
+from spikeode.engine._event_loop import (
     INDUCED,
     NONE,
     RECEIVE,
@@ -53,12 +53,11 @@ from spikeode.engine.layer import (
     LayerTrace,
     chunk_layout,
     chunked_scan,
-    default_budget,
     event_loop,
     layer_trace,
     make_event_step,
-    validate_layer_inputs,
 )
+from spikeode.engine.layer import default_budget, validate_layer_inputs
 from spikeode.integrate import AbstractIntegrator, ClosedForm, Diffrax, make_integrator
 from spikeode.neurons import AbstractNeuron
 

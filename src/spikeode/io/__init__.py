@@ -1,0 +1,1 @@
+"""Files and figures: netCDF conventions and provenance (``netcdf``), plotting (``plotting``)."""
