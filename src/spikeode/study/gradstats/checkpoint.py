@@ -63,7 +63,7 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
         step_kind = "sgd" if config.optimizer == "sgd" else "adam"
     if step_kind not in ("sgd", "adam"):
         raise ValueError(f"step_kind must be auto, sgd or adam, got {step_kind!r}")
-    get, layer_of, names = param_groups(model)
+    get, layer_of, names = param_groups(model, config)
     n_layers = len(names)
     times, units, labels = (jnp.asarray(x) for x in batches)
     B = labels.shape[0]

@@ -18,12 +18,14 @@ from spikeode.study import caches
 __all__ = ["group", "param_groups", "program_for"]
 
 
-def param_groups(model):
+def param_groups(model, config):
     """(getter(model) -> list of trainable arrays, layer index of each, layer names)."""
+    from spikeode.training import spiking_layer_names
+
     net = model.net
     n = len(net.weights)
     spiking_out = model.readout_weights is None
-    names = [f"hidden{i + 1}" for i in range(n - 1)] + ["output" if spiking_out else f"hidden{n}"]
+    names = spiking_layer_names(config)
     layer_of = list(range(n))
     rec = [i for i, r in enumerate(net.recurrent) if r is not None]
     layer_of += rec
@@ -70,7 +72,7 @@ def _make_program(config, chunk: int, with_grad: bool) -> Callable:
 
     @eqx.filter_jit
     def program(leaves, model, times, units, labels):
-        get, _, _ = param_groups(model)
+        get, _, _ = param_groups(model, config)
 
         def one(args):
             w, t, u, y = args

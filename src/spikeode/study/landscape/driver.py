@@ -29,7 +29,7 @@ def _prepare(lc: LandscapeConfig) -> tuple[dict, dict, list[str]]:
     import jax
     import jax.numpy as jnp
 
-    from spikeode.training import load_checkpoint, load_data
+    from spikeode.training import load_checkpoint, load_data, spiking_layer_names
 
     model, _, epoch, run_config = load_checkpoint(lc.run)
     data_config = run_config.replace(train_samples=lc.train_samples, test_samples=1, validation_fraction=0.0)
@@ -49,8 +49,7 @@ def _prepare(lc: LandscapeConfig) -> tuple[dict, dict, list[str]]:
         "labels": labels, "alpha": alpha, "beta": beta, "point_batch": lc.point_batch,
         "x64": bool(jax.config.jax_enable_x64), "max_neurons": max(net.sizes[1:]), "max_slots": max(net.n_slots),
     }
-    layer_names = [f"hidden{i + 1}" for i in range(len(run_config.hidden))] + (
-        ["output"] if run_config.readout == "first_spike" else [])
+    layer_names = spiking_layer_names(run_config)
     full_config = {"landscape": lc.to_dict(), "run_dir": str(Path(lc.run).resolve()), "checkpoint_epoch": epoch,
                    "run_config": run_config.to_dict(), "n_samples": len(labels)}
     return common, full_config, layer_names
