@@ -39,6 +39,8 @@ class LayerTrace(eqx.Module):
     failed: Bool[Array, ""]
 
 
+#: Event kinds of ``EventRecord.kind``: a no-op step (after ``T`` or past the budget), an input
+#: arrival, a spike, a spike induced by a jump (at the jump's time), the final advance to ``T``.
 NONE, RECEIVE, SPIKE, INDUCED, END = 0, 1, 2, 3, 4
 
 

@@ -46,8 +46,6 @@ def validate_layer_inputs(neuron: AbstractNeuron, weights, in_times, in_units) -
         raise ValueError(f"{type(neuron).__name__}: threshold(initial_state()) = {g0!r} must be < 0 (the neuron would fire at t = 0)")
 
 
-#: Event kinds of ``EventRecord.kind``: a no-op step (after ``T`` or past the budget), an input
-#: arrival, a spike, a spike induced by a jump (at the jump's time), the final advance to ``T``.
 def simulate_layer(
     neuron: AbstractNeuron,
     weights: Float[Array, "neurons inputs"],

@@ -37,6 +37,8 @@ OPTIMIZERS = ("adam", "adamw", "adabelief", "sgd", "rmsprop")
 
 #: Per-layer settings: one value per spiking layer (hidden layers, then the output layer), or one for all.
 PER_LAYER = ("weight_mean", "weight_std", "n_slots")
+#: Classification readouts (``spikeode.training.loss``): first output spike, or the non-spiking max voltage.
+READOUTS = ("first_spike", "max_voltage")
 
 
 def _about(help: str, choices: tuple[str, ...] | None = None) -> dict:
@@ -99,7 +101,7 @@ class TrainConfig:
     pseudospikes: bool = field(default=True, metadata=_about(
         "pseudospikes of silent outputs, which give them a gradient"))
     readout: str = field(default="first_spike", metadata=_about(
-        "classification readout", ("first_spike", "max_voltage")))
+        "classification readout", READOUTS))
     train_neuron: bool = field(default=False, metadata=_about("also train the neuron parameters"))
     integrator: str = field(default="auto", metadata=_about(
         "auto (closed form where the model has one) | closed_form | diffrax", ("auto", "closed_form", "diffrax")))

@@ -20,11 +20,10 @@ import optax
 from jaxtyping import Array, Float, Int
 
 from spikeode.engine.network import FeedForward, Trace
+from spikeode.training.config import READOUTS
 from spikeode.training.readout import accuracy, first_spike_times, max_voltage
 
 __all__ = ["Objective", "SampleLoss", "sample_loss", "first_spike_loss", "voltage_loss"]
-
-READOUTS = ("first_spike", "max_voltage")
 
 
 @dataclass(frozen=True)
