@@ -6,7 +6,8 @@
 
 The machine is shared: every configuration is compiled first, then the timed rounds interleave the
 configurations (A, B, A, B, ...) and the table quotes the median over rounds of each round's median
-step. ``--micro`` times the per-event work of one layer in isolation: ``time_to_threshold`` (the
+step, in wall-clock time and in CPU time of the process (all its threads; the steadier of the two when
+other jobs compete for the cores). ``--micro`` times the per-event work of one layer in isolation: ``time_to_threshold`` (the
 ranking, stopped gradients), ``flow`` (value and reverse mode) and ``receive`` over ``batch x hidden``
 states.
 """
@@ -61,16 +62,18 @@ def build(workload, mode, batch, input_spikes, hidden, qif_cls=None):
 
 
 def timed(fn, args, calls):
-    times = []
+    """Median wall-clock and CPU seconds of one call."""
+    wall, cpu = [], []
     for _ in range(calls):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def side_by_side(pairs, modes, batch, rounds, calls, baseline_rev):
-    """``{(label, mode): samples/s}``, medians over interleaved rounds."""
+    """``{(label, mode): (samples/s, samples/CPU-s)}``, medians over interleaved rounds."""
     old = baseline_qif_class(baseline_rev) if baseline_rev else None
     configs = {}
     for pair in pairs:
@@ -88,7 +91,7 @@ def side_by_side(pairs, modes, batch, rounds, calls, baseline_rev):
         for key, (fn, args) in configs.items():
             steps[key].append(timed(fn, args, calls))
         print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
-    return {key: batch / statistics.median(v) for key, v in steps.items()}
+    return {key: tuple(batch / statistics.median(t) for t in zip(*v)) for key, v in steps.items()}
 
 
 def micro(batch, hidden, rounds, calls, baseline_rev):
@@ -122,7 +125,7 @@ def micro(batch, hidden, rounds, calls, baseline_rev):
     out = {key: [] for key in jobs}
     for _ in range(rounds):
         for key, (f, args) in jobs.items():
-            out[key].append(timed(f, args, calls))
+            out[key].append(timed(f, args, calls)[0])
     return {k: 1e9 * statistics.median(v) / m for k, v in out.items()}
 
 
@@ -146,11 +149,11 @@ def main(argv=None):
             print(f"{name:16s} {label:24s} {ns:7.2f} ns/neuron")
         return 0
     res = side_by_side(args.pairs, args.modes, args.batch, args.rounds, args.calls, args.baseline_rev)
-    print(f"{'config':34s} {'mode':5s} {'samples/s':>10s} {'vs LIF':>7s}")
-    for (label, mode), sps in res.items():
+    print(f"{'config':34s} {'mode':5s} {'samples/s':>10s} {'vs LIF':>7s} {'per CPU-s':>10s} {'vs LIF':>7s}")
+    for (label, mode), (sps, spc) in res.items():
         lif = next(v for (lab, md), v in res.items() if md == mode and lab.split("-")[0] == label.split("-")[0]
                    and "lif" in lab)
-        print(f"{label:34s} {mode:5s} {sps:10.1f} {sps / lif:7.2f}")
+        print(f"{label:34s} {mode:5s} {sps:10.1f} {sps / lif[0]:7.2f} {spc:10.1f} {spc / lif[1]:7.2f}")
     return 0
 
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
-from spikeode.integrate import AbstractIntegrator
+from spikeode.integrate import SELECTION, AbstractIntegrator
 from spikeode.neurons import AbstractNeuron
 
 
@@ -188,6 +188,13 @@ def layer_trace(carry, rec: EventRecord, n_slots: int) -> LayerTrace:
     )
 
 
+#: Reverse mode keeps each event's selection (the neuron that fires next) instead of re-ranking every
+#: neuron in the checkpoint replays. fwd+grad, batch 32, float32, samples per CPU-second (interleaved in
+#: one process, 2 shared cores): yy-qif-exp 86 -> 121, yy-lif 219 -> 387, shd-qif-exp 17.5 -> 26.1,
+#: shd-lif 41.5 -> 77.5.
+_KEEP_SELECTION = jax.checkpoint_policies.save_only_these_names(SELECTION)
+
+
 def chunk_layout(length: int) -> Bool[Array, "chunks chunk"]:
     """``active[c, j]``: ~``sqrt(length)`` steps per chunk, false on the padding steps past ``length``."""
     chunk = max(1, math.isqrt(length))
@@ -201,17 +208,19 @@ def chunked_scan(step, init, length: int, *, checkpoint: bool = False):
 
     ``checkpoint``: reverse mode keeps the carry at chunk boundaries only; a chunk's steps are
     recomputed (and each step once more inside its own backward). Measured on the ``shd`` workload
-    (batch 32): saved state 79 -> 3 MB. The adjoint keeps ``starts`` itself and replays chunks.
+    (batch 32): saved state 79 -> 3 MB. Each step's selection (``integrate.SELECTION``, one integer)
+    is kept too, so the replays skip ranking the neurons. The adjoint keeps ``starts`` itself and
+    replays chunks.
     """
     active = chunk_layout(length)
-    inner = jax.checkpoint(step, prevent_cse=False) if checkpoint else step
+    inner = jax.checkpoint(step, prevent_cse=False, policy=_KEEP_SELECTION) if checkpoint else step
 
     def run_chunk(carry, active_chunk):
         end, recs = jax.lax.scan(inner, carry, active_chunk)
         return end, (carry, recs)
 
     if checkpoint:
-        run_chunk = jax.checkpoint(run_chunk, prevent_cse=False)
+        run_chunk = jax.checkpoint(run_chunk, prevent_cse=False, policy=_KEEP_SELECTION)
     carry, (starts, recs) = jax.lax.scan(run_chunk, init, active)
     recs = jax.tree_util.tree_map(lambda r: r.reshape(-1, *r.shape[2:])[:length], recs)
     return carry, recs, starts

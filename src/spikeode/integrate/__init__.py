@@ -1,10 +1,10 @@
 """Integrators: how a layer's state moves between events (closed form or diffrax)."""
 
-from spikeode.integrate._base import AbstractIntegrator, Advance
+from spikeode.integrate._base import SELECTION, AbstractIntegrator, Advance
 from spikeode.integrate.closed_form import ClosedForm
 from spikeode.integrate.diffrax import Diffrax
 
-__all__ = ["AbstractIntegrator", "Advance", "ClosedForm", "Diffrax", "make_integrator"]
+__all__ = ["SELECTION", "AbstractIntegrator", "Advance", "ClosedForm", "Diffrax", "make_integrator"]
 
 
 def make_integrator(name: str | AbstractIntegrator, neuron=None, **options) -> AbstractIntegrator:

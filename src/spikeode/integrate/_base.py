@@ -11,7 +11,12 @@ from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from spikeode.neurons import AbstractNeuron
 
-__all__ = ["AbstractIntegrator", "Advance", "first_argmin", "supra_threshold"]
+__all__ = ["SELECTION", "AbstractIntegrator", "Advance", "first_argmin", "supra_threshold"]
+
+#: ``checkpoint_name`` of an event's discrete choice (the index of the neuron that fires next): reverse
+#: mode saves it (``jax.checkpoint_policies.save_only_these_names``) rather than re-ranking every neuron
+#: in the checkpoint replays.
+SELECTION = "spikeode_event_selection"
 
 
 class Advance(eqx.Module):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
-from spikeode.integrate._base import AbstractIntegrator, Advance, first_argmin, supra_threshold
+from spikeode.integrate._base import SELECTION, AbstractIntegrator, Advance, first_argmin, supra_threshold
 from spikeode.neurons import AbstractNeuron, NotClosedForm
 
 __all__ = ["ClosedForm"]
@@ -27,7 +28,7 @@ class ClosedForm(AbstractIntegrator):
             keys = jax.vmap(neuron.firing_order)(y_rank)
         else:
             keys = jax.vmap(neuron.time_to_threshold, in_axes=(0, None))(y_rank, horizon)
-        index = first_argmin(jnp.where(g >= 0, -jnp.inf, keys))
+        index = checkpoint_name(first_argmin(jnp.where(g >= 0, -jnp.inf, keys)), SELECTION)
         immediate = g[index] >= 0
         dt_first = jnp.where(immediate, 0.0, neuron.time_to_threshold(y_safe[index], horizon))
         fired = dt_first <= horizon
