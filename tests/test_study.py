@@ -106,8 +106,9 @@ with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="
 
 
 def _check_past_one_machine(single: Path, tmp_path: Path, env: dict, url: str) -> None:
-    """Two study processes, each with its own OUT, share the searches on ``url``; B runs its later stages on a
-    Dask cluster. Every model's search holds the one budgeted trial, and both summaries equal ``single``'s."""
+    """Two study processes, each with its own OUT, share the searches on ``url``: A stops after them, B runs
+    its later stages on a Dask cluster. Every model's search holds the one budgeted trial, A's search results
+    equal ``single``'s, and so does B's summary."""
     cluster = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=env, cwd=tmp_path)
     try:
@@ -115,7 +116,7 @@ def _check_past_one_machine(single: Path, tmp_path: Path, env: dict, url: str) -
         assert address.startswith("tcp://"), address
         procs = {name: subprocess.Popen(study_command(tmp_path / name, "--storage", url, *extra), env=env, cwd=ROOT,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for name, extra in (("a", ()), ("b", ("--dask-scheduler", address)))}
+                 for name, extra in (("a", ("--stop-after", "hpo")), ("b", ("--dask-scheduler", address)))}
         logs = {name: proc.communicate(timeout=1800)[0] for name, proc in procs.items()}
     finally:
         cluster.stdin.close()
@@ -129,15 +130,20 @@ def _check_past_one_machine(single: Path, tmp_path: Path, env: dict, url: str) -
         counted = [t for t in trials if not t.user_attrs.get(OVER_BUDGET)]  # not a trial refused in a race
         assert len(counted) == 1 and counted[0].state.name == "COMPLETE", trials  # the equal budget, shared
     assert sum(log.count("trial 0 complete") for log in logs.values()) == 2  # each model's trial ran once
-    with xr.open_dataset(single / "summary.nc") as expected:
-        for name in ("a", "b"):
-            with xr.open_dataset(tmp_path / name / "summary.nc") as got:
-                assert set(got.data_vars) == set(expected.data_vars)
-                for var in expected.data_vars:
-                    if np.issubdtype(expected[var].dtype, np.number):
-                        np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=f"{name} {var}")
-                    else:
-                        assert got[var].values.tolist() == expected[var].values.tolist(), (name, var)
+    assert not (tmp_path / "a" / "runs").exists()  # A stopped after the searches
+    for model in ("lif", "qif"):
+        with xr.open_dataset(single / f"hpo_{model}.nc") as expected, \
+                xr.open_dataset(tmp_path / "a" / f"hpo_{model}.nc") as got:
+            for var in ("objective", "test_accuracy", "best_validation_accuracy"):
+                np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=f"{model} {var}")
+            assert got.state.values.tolist() == expected.state.values.tolist() == ["COMPLETE"], model
+    with xr.open_dataset(single / "summary.nc") as expected, xr.open_dataset(tmp_path / "b" / "summary.nc") as got:
+        assert set(got.data_vars) == set(expected.data_vars)
+        for var in expected.data_vars:
+            if np.issubdtype(expected[var].dtype, np.number):
+                np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=var)
+            else:
+                assert got[var].values.tolist() == expected[var].values.tolist(), var
 
 
 def test_recipes_pair_the_same_synapse(monkeypatch):

@@ -69,6 +69,26 @@ def test_resume_gives_the_identical_history(tmp_path):
             np.testing.assert_array_equal(full[name].values, resumed[name].values, err_msg=name)
 
 
+def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, monkeypatch):
+    """Learning rate, clipping norm, temperature and gamma are arrays of the compiled step and loss, not
+    constants: a second run that differs only in them traces nothing (issue 17), and still uses them."""
+    loop = importlib.import_module("spikeode.training.loop")
+    traces = []
+    simulate = loop.simulate
+    monkeypatch.setattr(loop, "simulate", lambda *a, **k: traces.append(1) or simulate(*a, **k))
+    monkeypatch.setattr(loop, "_STEPS", {})  # programs of earlier tests in this process are not seen
+    loop.batch_loss.cache_clear()
+    loop._jitted_loss.cache_clear()
+    config = tiny(neuron="lif")
+    first = train(config, tmp_path / "a", progress=False)
+    assert traces  # the step and the evaluation were traced
+    traces.clear()
+    other = dataclasses.replace(config, lr=3e-2, grad_clip=0.5, temperature=0.3, gamma=0.1)
+    second = train(other, tmp_path / "b", progress=False)
+    assert not traces
+    assert not np.allclose(first.train_loss.values[1:], second.train_loss.values[1:])
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     train(tiny(epochs=1), tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"differing keys: \['lr'\]"):
@@ -87,12 +107,11 @@ def _silent_setup(pseudospikes):
 
 
 def test_silent_network_gets_gradients_only_with_pseudospikes(tmp_path):
-    _, grads_on = _silent_setup(True)
+    config, grads_on = _silent_setup(True)
     _, grads_off = _silent_setup(False)
     for w_on, w_off in zip(grads_on.net.weights, grads_off.net.weights):
         assert float(jnp.abs(w_on).max()) > 0
         assert float(jnp.abs(w_off).max()) == 0
-    config, _ = _silent_setup(True)
     ds = train(config.replace(epochs=4), tmp_path, progress=False)
     assert ds.train_loss.values[-1] < ds.train_loss.values[0]
 
@@ -102,6 +121,23 @@ def test_runs_on_real_shd_layout(tmp_path):
     config = tiny(data=f"shd:{tmp_path / 'shd'}", train_samples=None, test_samples=None, epochs=1)
     ds = train(config, tmp_path / "run", progress=False)
     assert np.isfinite(ds.test_loss.values).all()
+
+
+def test_gamma_term_stays_finite_for_far_pseudospikes():
+    """Beyond ``T`` the gamma term continues ``exp(t/T) - 1`` linearly (value and slope match at ``T``), so a
+    silent label's pseudospike ~1e6 T late (a strongly inhibited QIF) gives a finite loss and gradient."""
+    loss_module = importlib.import_module("spikeode.training.loss")
+    T, labels = 2.0, jnp.array([0])
+    loss = lambda t_label: loss_module.first_spike_loss(  # noqa: E731
+        jnp.array([[t_label, 0.5, 2.5]]), labels, T, temperature=0.1, gamma=0.8)[0]
+    below = 0.7 * T
+    np.testing.assert_allclose(loss_module.gamma_term(jnp.array(below / T)), np.expm1(below / T), rtol=1e-12)
+    eps = 1e-7
+    np.testing.assert_allclose(loss(T + eps), loss(T - eps), atol=1e-5)
+    np.testing.assert_allclose(jax.grad(loss)(T + eps), jax.grad(loss)(T - eps), rtol=1e-5)
+    far = 1.35e6  # the silent label's pseudospike time that stopped a QIF Yin-Yang run (issue 18)
+    assert np.isfinite(float(loss(far))) and np.isfinite(float(jax.grad(loss)(far)))
+    assert float(jax.grad(loss)(far)) > 0  # a later silent label still costs more
 
 
 def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):

@@ -9,12 +9,14 @@ history as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -39,7 +41,8 @@ from spikeode.training.loss import Objective, sample_loss
 from spikeode.training.model import SpikingClassifier, build_model
 from spikeode.training.optim import make_optimizer, trainable_filter
 
-__all__ = ["load_data", "resolve_gradient", "make_loss_fn", "evaluate", "train", "CALIBRATION_SAMPLES"]
+__all__ = ["load_data", "resolve_gradient", "LossKey", "loss_hyperparameters", "batch_loss", "make_loss_fn",
+           "evaluate", "train", "CALIBRATION_SAMPLES"]
 
 #: Samples in the calibration batch of ``init="calibrated"`` (a seeded subset of the training split).
 CALIBRATION_SAMPLES = 64
@@ -62,7 +65,7 @@ def load_data(config: TrainConfig) -> tuple[SpikeDataset, SpikeDataset, SpikeDat
     return train_set, test_set, validation
 
 
-def resolve_gradient(config: TrainConfig, neurons: Sequence[AbstractNeuron]) -> str:
+def resolve_gradient(config: TrainConfig | LossKey, neurons: Sequence[AbstractNeuron]) -> str:
     """``config.gradient``, with ``"auto"`` resolved: ``"adjoint"`` if any layer's integrator is diffrax."""
     if config.gradient != "auto":
         return config.gradient
@@ -70,18 +73,42 @@ def resolve_gradient(config: TrainConfig, neurons: Sequence[AbstractNeuron]) -> 
     return "adjoint" if on_diffrax else "autodiff"
 
 
-def make_loss_fn(config: TrainConfig):
-    """``loss(model, spikes, labels, mask) -> (mean loss, metrics)`` over the unmasked samples.
+class LossKey(NamedTuple):
+    """What a compiled batch loss depends on besides its arguments (temperature and gamma are arguments)."""
+
+    T: float
+    readout: str
+    pseudospikes: bool
+    integrator: str
+    gradient: str
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> LossKey:
+        return cls(config.T, config.readout, config.pseudospikes, config.integrator, config.gradient)
+
+
+def loss_hyperparameters(config: TrainConfig) -> dict[str, Array]:
+    """The loss settings that enter the compiled loss as arrays: runs differing only in them share a program."""
+    return {name: jnp.asarray(getattr(config, name), config.dtype) for name in ("temperature", "gamma")}
+
+
+@functools.cache
+def batch_loss(key: LossKey) -> Callable:
+    """``loss(model, spikes, labels, mask, hyper) -> (mean loss, metrics)`` over the unmasked samples (one
+    function per ``key``, so that jitted callers reuse their compiled program; ``hyper``:
+    :func:`loss_hyperparameters`).
 
     The mean loss is ``sum_i m_i L_i / max(sum_i m_i, 1)`` (``L_i``: :func:`spikeode.training.sample_loss`).
     Metrics are per-batch sums and counts: ``correct`` counts real output spikes only, ``correct_pseudo``
     also pseudospikes of silent outputs; ``silent`` counts samples with no real output spike.
     """
-    objective = Objective.of(config)
 
-    def loss_fn(model: SpikingClassifier, spikes: Spikes, labels: Int[Array, " batch"], mask: Bool[Array, " batch"]):
-        gradient = resolve_gradient(config, model.net.neurons)
-        trace = simulate(model.net, spikes, config.T, integrator=config.integrator, gradient=gradient)
+    def loss_fn(model: SpikingClassifier, spikes: Spikes, labels: Int[Array, " batch"], mask: Bool[Array, " batch"],
+                hyper: dict[str, Array]):
+        objective = Objective(T=key.T, readout=key.readout, temperature=hyper["temperature"], gamma=hyper["gamma"],
+                              pseudospikes=key.pseudospikes)
+        gradient = resolve_gradient(key, model.net.neurons)
+        trace = simulate(model.net, spikes, key.T, integrator=key.integrator, gradient=gradient)
         losses, acc, acc_pseudo = sample_loss(objective, model.net, trace, labels, model.readout_weights)
         m = mask.astype(losses.dtype)
         metrics = {
@@ -96,6 +123,17 @@ def make_loss_fn(config: TrainConfig):
         return metrics["loss_sum"] / jnp.maximum(metrics["n"], 1.0), metrics
 
     return loss_fn
+
+
+def make_loss_fn(config: TrainConfig) -> Callable:
+    """``loss(model, spikes, labels, mask) -> (mean loss, metrics)``: :func:`batch_loss` with the
+    configuration's loss settings."""
+    return functools.partial(batch_loss(LossKey.of(config)), hyper=loss_hyperparameters(config))
+
+
+@functools.cache
+def _jitted_loss(key: LossKey) -> Callable:
+    return eqx.filter_jit(batch_loss(key))
 
 
 def _padded_batches(dataset: SpikeDataset, batch_size: int):
@@ -134,12 +172,12 @@ def _summarise(totals: dict, sizes: Sequence[int]) -> dict:
     }
 
 
-def evaluate(model: SpikingClassifier, dataset: SpikeDataset, config: TrainConfig, *, eval_fn=None) -> dict:
+def evaluate(model: SpikingClassifier, dataset: SpikeDataset, config: TrainConfig) -> dict:
     """Loss, accuracies, silent fraction and spikes per neuron of every layer over a whole split."""
-    eval_fn = eval_fn or eqx.filter_jit(make_loss_fn(config))
+    eval_fn, hyper = _jitted_loss(LossKey.of(config)), loss_hyperparameters(config)
     totals = None
     for spikes, labels, mask in _padded_batches(dataset, config.batch_size):
-        _, metrics = eval_fn(model, spikes, labels, mask)
+        _, metrics = eval_fn(model, spikes, labels, mask, hyper)
         totals = _accumulate(totals, metrics)
     return _summarise(totals, model.net.sizes[1:])
 
@@ -167,21 +205,36 @@ def _describe(l: int, c: LayerCalibration) -> str:
     return f"layer {l} weights {c.weight_mean:.3g} +- {c.weight_std:.3g} -> {c.activity:.3g} {what} (target {c.target:.3g})"
 
 
-def _make_step(loss_fn, optimizer: optax.GradientTransformation, spec):
-    """One jitted optimiser step: ``(model, opt_state, spikes, labels, mask) -> (model, opt_state, metrics,
-    gradient norm, finite)``; ``finite`` is false when the loss or the gradient is not finite."""
+#: Compiled training steps by everything they depend on besides their arguments (see :func:`_training_step`).
+_STEPS: dict[tuple, Callable] = {}
 
-    @eqx.filter_jit
-    def step(model, opt_state, spikes, labels, mask):
-        params, static = eqx.partition(model, spec)
-        (loss, metrics), grads = jax.value_and_grad(
-            lambda p: loss_fn(eqx.combine(p, static), spikes, labels, mask), has_aux=True)(params)
-        gnorm = optax.tree.norm(grads)
-        updates, new_opt_state = optimizer.update(grads, opt_state, params)
-        new_model = eqx.combine(eqx.apply_updates(params, updates), static)
-        return new_model, new_opt_state, metrics, gnorm, jnp.isfinite(loss) & jnp.isfinite(gnorm)
 
-    return step
+def _training_step(config: TrainConfig, optimizer: optax.GradientTransformation, total_steps: int,
+                   calibrated: int) -> Callable:
+    """One jitted optimiser step: ``(model, opt_state, spikes, labels, mask, hyper, spec) -> (model, opt_state,
+    metrics, gradient norm, finite)``; ``finite`` is false when the loss or the gradient is not finite.
+
+    One step per loss key and optimiser structure (name, schedule, step count, clipping on or off, number of
+    calibrated layers): learning rate, clipping norm, layer scales (in ``opt_state``), temperature and gamma
+    (``hyper``) are arguments, so a run that differs only in them reuses the compiled program. ``spec``
+    (which leaves train) is static.
+    """
+    key = (LossKey.of(config), config.optimizer, config.schedule, total_steps, config.grad_clip is None, calibrated)
+    if key not in _STEPS:
+        loss_fn = batch_loss(key[0])
+
+        @eqx.filter_jit
+        def step(model, opt_state, spikes, labels, mask, hyper, spec):
+            params, static = eqx.partition(model, spec)
+            (loss, metrics), grads = jax.value_and_grad(
+                lambda p: loss_fn(eqx.combine(p, static), spikes, labels, mask, hyper), has_aux=True)(params)
+            gnorm = optax.tree.norm(grads)
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            new_model = eqx.combine(eqx.apply_updates(params, updates), static)
+            return new_model, new_opt_state, metrics, gnorm, jnp.isfinite(loss) & jnp.isfinite(gnorm)
+
+        _STEPS[key] = step
+    return _STEPS[key]
 
 
 def train(
@@ -236,14 +289,13 @@ def train(
     optimizer = make_optimizer(config, steps_per_epoch, calibration)
     if opt_state is None:
         opt_state = optimizer.init(eqx.filter(model, spec))
-    loss_fn = make_loss_fn(config)
-    eval_fn = eqx.filter_jit(loss_fn)
-    step = _make_step(loss_fn, optimizer, spec)
+    step = _training_step(config, optimizer, config.epochs * steps_per_epoch, len(calibration or ()))
+    hyper = loss_hyperparameters(config)
 
     def finish_epoch(epoch: int, model, opt_state, train_summary: dict, gnorms: list[float], t0: float) -> dict:
         """Evaluate, append the epoch's row, save the checkpoint and rewrite run.nc."""
-        test = evaluate(model, test_set, config, eval_fn=eval_fn)
-        val = None if validation is None else evaluate(model, validation, config, eval_fn=eval_fn)
+        test = evaluate(model, test_set, config)
+        val = None if validation is None else evaluate(model, validation, config)
         rows.append(epoch_row(epoch, train_summary, test, val, gnorms, time.perf_counter() - t0))
         save_checkpoint(run_dir, model, opt_state, epoch, config, meta)
         write_dataset(history_dataset(rows, config, info), run_dir / "run.nc")
@@ -251,7 +303,7 @@ def train(
 
     if not rows:  # epoch 0: the initialisation, evaluated on the training split too
         t0 = time.perf_counter()
-        finish_epoch(0, model, opt_state, evaluate(model, train_set, config, eval_fn=eval_fn), [], t0)
+        finish_epoch(0, model, opt_state, evaluate(model, train_set, config), [], t0)
 
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     bar = tqdm(total=config.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, disable=not progress,
@@ -263,7 +315,7 @@ def train(
             mask = jnp.ones(labels.shape, bool)
             if labels.shape[0] < config.batch_size:  # pad to one compiled shape; padded samples are masked
                 spikes, labels, mask = _pad_batch(spikes, labels, config.batch_size)
-            new_model, new_opt, metrics, gnorm, finite = step(model, opt_state, spikes, labels, mask)
+            new_model, new_opt, metrics, gnorm, finite = step(model, opt_state, spikes, labels, mask, hyper, spec)
             if not bool(finite):
                 bar.close()
                 raise FloatingPointError(
