@@ -5,13 +5,15 @@ all call :func:`sample_loss`. Both readouts end in a softmax cross-entropy with 
 (``optax.softmax_cross_entropy_with_integer_labels``):
 
 - ``first_spike``: logits ``-t_first / temperature`` plus ``gamma (exp(t_label / T) - 1)``, which pulls
-  the label's first spike earlier (Klos & Memmesheimer); ``t_first`` as in
+  the label's first spike earlier (Klos & Memmesheimer); beyond ``T`` (a silent label's pseudospike) the
+  term continues linearly with its slope at ``T`` (:func:`gamma_term`); ``t_first`` as in
   :func:`spikeode.training.readout.first_spike_times` (pseudospikes for silent outputs, or ``T``).
 - ``max_voltage``: logits = the exact maximum voltages of the non-spiking readout.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -23,7 +25,7 @@ from spikeode.engine.network import FeedForward, Trace
 from spikeode.training.config import READOUTS
 from spikeode.training.readout import accuracy, first_spike_times, max_voltage
 
-__all__ = ["Objective", "SampleLoss", "sample_loss", "first_spike_loss", "voltage_loss"]
+__all__ = ["Objective", "SampleLoss", "sample_loss", "first_spike_loss", "gamma_term", "voltage_loss"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,18 @@ def first_spike_loss(
     temperature: float = 1.0,
     gamma: float = 0.0,
 ) -> Float[Array, "*batch"]:
-    """Cross-entropy on ``-t/temperature`` plus ``gamma (exp(t_label/T) - 1)`` (pulls the label earlier)."""
+    """Cross-entropy on ``-t/temperature`` plus ``gamma * gamma_term(t_label/T)`` (pulls the label earlier)."""
     t_label = jnp.take_along_axis(t_first, labels[..., None], axis=-1)[..., 0]
     ce = optax.softmax_cross_entropy_with_integer_labels(-t_first / temperature, labels)
-    return ce + gamma * jnp.expm1(t_label / T)
+    return ce + gamma * gamma_term(t_label / T)
+
+
+def gamma_term(x: Float[Array, "*batch"]) -> Float[Array, "*batch"]:
+    """``exp(x) - 1`` for ``x <= 1`` (``x = t_label / T``), continued linearly beyond (value and slope ``e``
+    match at 1): a silent label's pseudospike can lie ~1e6 T late (strongly inhibited QIF), where
+    ``exp`` overflows to an infinite loss and gradient."""
+    inside = jnp.expm1(jnp.minimum(x, 1.0))
+    return jnp.where(x <= 1.0, inside, math.e * x - 1.0)
 
 
 def voltage_loss(vmax: Float[Array, "*batch outputs"], labels: Int[Array, "*batch"]) -> Float[Array, "*batch"]:
