@@ -160,8 +160,13 @@ class LIF(AbstractOrderedNeuron, AbstractPseudoNeuron):
         t0 = jax.lax.stop_gradient(-self.tau_mem * jnp.log(jnp.where(crosses, x, 0.5)))
         # One Newton step on the general V(t): exact first derivatives in every parameter (IFT).
         slope = self.vector_field(t0, self.flow(y, t0), None)[0]
-        t = t0 - (self._voltage(y, t0) - self.v_th) / jnp.where(slope > 0, slope, 1.0)
-        return jnp.where(crosses & (t <= horizon), t, jnp.inf)
+        step = (self._voltage(y, t0) - self.v_th) / jnp.where(slope > 0, slope, 1.0)
+        # Near a tangent crossing (slope ~ 0) the step can throw t anywhere, even before the current
+        # time (seen in float32 training: t -18, then NaN states). The root is then t0 itself, with
+        # the gradient of a tangency (singular) replaced by zero.
+        sane = jnp.abs(jax.lax.stop_gradient(step)) <= 1e-3 * self.tau_mem
+        t = t0 - jnp.where(sane, step, 0.0)
+        return jnp.where(crosses & (t <= horizon), jnp.maximum(t, 0.0), jnp.inf)
 
     def _bracketed_crossing(self, y, horizon):
         t_ext, has_ext = self.voltage_extremum(y)
