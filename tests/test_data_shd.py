@@ -17,6 +17,7 @@ from spikeode.data import (
     read_shd,
     split_validation,
 )
+from spikeode.data.latency import write_latency_shd
 from spikeode.data.shd import (
     Preprocessing,
     SHDFile,
@@ -300,6 +301,18 @@ def test_preprocessing_options_are_validated(bad):
 
 
 # --- load_dataset, subsets, validation split, batches -------------------------------------------
+
+
+def test_sparse_data_is_padded_to_its_longest_sample_not_to_the_cap(tmp_path):
+    """A latency code of at most 42 events per sample is padded to 64 (the next power of two), not to the
+    default cap of 1000 events; every event is kept, and both splits share the width."""
+    data = write_latency_shd(tmp_path, n_train=50, n_test=20, spikes=(16, 42))
+    train, test = (load_dataset(f"shd:{data}", split, k_in=1000, drop_fraction=0.0) for split in ("train", "test"))
+    assert train.spikes.times.shape == (50, 64) and test.spikes.times.shape == (20, 64)
+    counts = np.isfinite(np.asarray(train.spikes.times)).sum(1)
+    assert counts.min() >= 16 and counts.max() <= 42 and train.removed_spikes == 0
+    raw = read_shd(data / "shd_train.h5")
+    np.testing.assert_array_equal(counts, [t.size for t in raw.times])
 
 
 def test_load_dataset_shd_dir(shd_dir):

@@ -7,7 +7,6 @@ import importlib
 import json
 
 import equinox as eqx
-import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from spikeode.cli import build_parser
 from spikeode.cli import main as cli_main
 from spikeode.commands.train import config_flags, config_from_args
+from spikeode.data.latency import write_latency_shd
 from spikeode.data.synthetic import write_synthetic
 from spikeode.io.netcdf import config_of
 from spikeode.neurons import EIF, LIF, QIF
@@ -67,6 +67,48 @@ def test_resume_gives_the_identical_history(tmp_path):
     for name in HISTORY_VARIABLES:
         if name != "wall_time":
             np.testing.assert_array_equal(full[name].values, resumed[name].values, err_msg=name)
+
+
+def test_microbatches_give_the_whole_batch_step_and_fit_a_memory_budget():
+    """Gradients summed over microbatches (a lax.scan in the step) give the whole batch's step to float64
+    rounding, masked samples included; a memory budget below the whole step's picks a microbatch that fits,
+    and one below any microbatch's is an error naming the budget."""
+    from spikeode.training.loop import (_padded_batches, _step_gib, fitted_training_step, loss_hyperparameters,
+                                        training_step)
+    from spikeode.training.optim import trainable_filter
+
+    config = default_config("synthetic", "lif", hidden=(4,), k_in=40, train_samples=24, test_samples=8, epochs=1,
+                            batch_size=12, dtype="float64", optimizer="sgd", grad_clip=0)
+    train_set = load_data(config)[0]
+    model = build_model(config, train_set.n_channels, train_set.n_classes, key=jax.random.PRNGKey(0))
+    spec = trainable_filter(model, config)
+    spikes, labels, mask = next(_padded_batches(train_set, 12))
+    mask = mask.at[-2:].set(False)
+    hyper = loss_hyperparameters(config)
+    results, need = {}, {}
+    for micro in (12, 6):
+        optimizer, step = training_step(config, 2, None, micro)
+        args = (model, optimizer.init(eqx.filter(model, spec)), spikes, labels, mask, hyper, spec)
+        need[micro] = _step_gib(step, args)
+        results[micro] = step(*args)
+    (m12, _, metrics12, g12, ok12), (m6, _, metrics6, g6, ok6) = results[12], results[6]
+    assert bool(ok12) and bool(ok6) and float(metrics12["n"]) == 10
+    np.testing.assert_allclose(float(g6), float(g12), rtol=1e-13)
+    for name in ("loss_sum", "correct", "n"):
+        np.testing.assert_allclose(float(metrics6[name]), float(metrics12[name]), rtol=1e-13)
+    for a, b in zip(jax.tree.leaves(eqx.filter(m6, eqx.is_inexact_array)),
+                    jax.tree.leaves(eqx.filter(m12, eqx.is_inexact_array))):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)  # sgd: the update is the gradient itself
+
+    assert need[6] < need[12]
+    budget = (need[6] + need[12]) / 2  # the first candidate, 6, is estimated and then measured to fit
+    _, _, micro, notice = fitted_training_step(config.replace(memory_budget=budget), 2, None, args)
+    assert micro == 6 and "microbatches of 6" in notice
+    assert fitted_training_step(config, 2, None, args)[2:] == (12, "")  # default budget: half the RAM
+    with pytest.raises(MemoryError, match="memory budget"):
+        fitted_training_step(config.replace(memory_budget=1e-9), 2, None, args)
+    with pytest.raises(ValueError, match="microbatch must divide"):
+        config.replace(microbatch=5)
 
 
 def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, monkeypatch):
@@ -161,31 +203,10 @@ def test_adjoint_training_gives_the_autodiff_history(tmp_path):
 # --- defaults that give a network that really spikes ----------------------------------------------
 
 
-def write_latency_shd(directory, *, n_classes=4, n_channels=40, n_train=96, n_test=48, active=16, jitter=0.02,
-                      seed=0):
-    """A sparse latency code in the SHD layout: each sample has one spike on ``active`` random channels of
-    ``n_channels``, at a latency per (class, channel) plus jitter (``n_train``/``n_test`` samples)."""
-    rng = np.random.default_rng(seed)
-    latency = rng.uniform(0.0, 1.0, (n_classes, n_channels))
-    directory.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("test", n_test)):
-        labels = np.arange(n) % n_classes
-        with h5py.File(directory / f"shd_{split}.h5", "w") as f:
-            times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32))
-            units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16))
-            for i, c in enumerate(labels):
-                channels = rng.choice(n_channels, active, replace=False)
-                t = np.clip(latency[c, channels] + jitter * rng.standard_normal(active), 0.0, None)
-                order = np.argsort(t)
-                times[i], units[i] = t[order].astype(np.float32), channels[order].astype(np.uint16)
-            f.create_dataset("labels", data=labels.astype(np.uint8))
-            f.create_dataset("extra/keys", data=np.array([f"class{k}".encode() for k in range(n_classes)]))
-    return directory
-
-
 @pytest.mark.parametrize("neuron", ["qif", "lif"])
 def test_defaults_train_a_network_that_spikes_on_sparse_latency_data(tmp_path, neuron):
-    data = write_latency_shd(tmp_path / "latency")
+    data = write_latency_shd(tmp_path / "latency", n_classes=4, n_channels=40, n_active=40, spikes=(16, 16),
+                             n_train=96, n_test=48)
     # The recipe of SHD-layout data with a small network; calibrated init and gradient as by default.
     config = default_config(f"shd:{data}", neuron, hidden=(16,), k_in=None, epochs=8, batch_size=16)
     ds = train(config, tmp_path / "run", progress=False)

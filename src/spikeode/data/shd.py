@@ -21,7 +21,7 @@ Preprocessing (:class:`Preprocessing`, each step explicit and seeded), per sampl
    last just below ``T`` (the largest float32 below ``T``, so times stay ``< T`` in float32 too);
 3. ``k_in``: if more than ``k_in`` events remain, keep a uniformly random ``k_in`` of them (seeded by
    ``(seed, sample index in the file)``, so a sample's cap does not depend on which others are loaded);
-   the removed count is reported;
+   the removed count is reported; samples are padded to :func:`padded_width` events;
 4. ``pool``: channel ``u -> u // pool`` (sums the spike trains of ``pool`` neighbouring channels),
    ``700 -> ceil(700 / pool)`` channels.
 """
@@ -370,12 +370,21 @@ def pool_units(units: np.ndarray, pool: int) -> np.ndarray:
     return units // pool if pool > 1 else units
 
 
+def padded_width(longest: int, k_in: int | None) -> int:
+    """Events per padded sample: the longest sample if uncapped; else the next power of two at or above it,
+    at most ``k_in`` -- so sparse data (tens of events) is not padded to a cap of thousands (the event loop's
+    cost grows with the width), while splits and subsets of one source mostly share a width (and programs)."""
+    if k_in is None:
+        return longest
+    return min(k_in, 1 << max(longest - 1, 0).bit_length())
+
+
 def preprocess(raw: RawSamples, options: Preprocessing, *, dtype=np.float64) -> tuple[Spikes, int, int]:
     """Apply crop, trim + rescale, ``k_in`` cap and pooling to every sample (module docstring).
 
     Returns:
-        ``(spikes, removed, trimmed)``: the padded batch (width ``k_in`` when capped, else the longest
-        sample), events removed by the cap, events removed by crop and trim.
+        ``(spikes, removed, trimmed)``: the padded batch (:func:`padded_width`), events removed by the cap,
+        events removed by crop and trim.
     """
     times, units, removed, trimmed = [], [], 0, 0
     for sample_id, t, u in zip(raw.sample_ids, raw.times, raw.units):
@@ -393,7 +402,7 @@ def preprocess(raw: RawSamples, options: Preprocessing, *, dtype=np.float64) -> 
         times,
         units,
         pooled_channels(raw.n_channels, options.pool),
-        max_events=options.k_in,
+        max_events=padded_width(max((t.size for t in times), default=0), options.k_in),
         dtype=dtype,
     )
     return spikes, removed, trimmed

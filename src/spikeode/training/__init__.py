@@ -8,7 +8,7 @@ Import from here (``from spikeode.training import TrainConfig, train``); the mod
 - ``optim``: :func:`make_optimizer`, :func:`trainable_filter`;
 - ``checkpoint``: saving and loading a run directory's checkpoints;
 - ``history``: the ``run.nc`` Dataset, one row per epoch;
-- ``loop``: :func:`load_data`, :func:`make_loss_fn`, :func:`evaluate`, :func:`train`.
+- ``loop``: :func:`load_data`, :func:`make_loss_fn`, :func:`training_step`, :func:`evaluate`, :func:`train`.
 
 Names are imported on first use (PEP 562), so ``spikeode.training.config`` (and the CLI's parser built
 from it) loads without JAX.
@@ -23,8 +23,8 @@ from spikeode._lazy import lazy_names
 #: public name -> module that defines it
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("TrainConfig", "OPTIMIZERS", "RECIPES", "PAIR_NEURON_PARAMS", "NEURON_RECIPES", "PER_LAYER",
-                     "DATA_FIELDS", "default_config", "per_layer", "spiking_layer_names", "effective_config",
-                     "accuracy_variable", "data_key", "read_config_file", "changed_keys"), ".config"),
+                     "DATA_FIELDS", "EXECUTION_FIELDS", "default_config", "per_layer", "spiking_layer_names",
+                     "effective_config", "accuracy_variable", "data_key", "read_config_file", "changed_keys"), ".config"),
     **dict.fromkeys(("SpikingClassifier", "build_model"), ".model"),
     **dict.fromkeys(("Objective", "SampleLoss", "sample_loss"), ".loss"),
     **dict.fromkeys(("make_optimizer", "trainable_filter"), ".optim"),
@@ -32,7 +32,8 @@ _LAZY: dict[str, str] = {
                     ".checkpoint"),
     **dict.fromkeys(("HISTORY_VARIABLES", "CALIBRATION_VARIABLES", "epoch_line", "epoch_row", "history_dataset",
                      "read_rows"), ".history"),
-    **dict.fromkeys(("load_data", "resolve_gradient", "make_loss_fn", "evaluate", "train"), ".loop"),
+    **dict.fromkeys(("load_data", "resolve_gradient", "make_loss_fn", "training_step", "evaluate", "train"),
+                    ".loop"),
 }
 
 __all__ = list(_LAZY)
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     )
     from spikeode.training.config import (
         DATA_FIELDS,
+        EXECUTION_FIELDS,
         NEURON_RECIPES,
         OPTIMIZERS,
         PAIR_NEURON_PARAMS,
@@ -70,7 +72,14 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         history_dataset,
         read_rows,
     )
-    from spikeode.training.loop import evaluate, load_data, make_loss_fn, resolve_gradient, train
+    from spikeode.training.loop import (
+        evaluate,
+        load_data,
+        make_loss_fn,
+        resolve_gradient,
+        train,
+        training_step,
+    )
     from spikeode.training.loss import Objective, SampleLoss, sample_loss
     from spikeode.training.model import SpikingClassifier, build_model
     from spikeode.training.optim import make_optimizer, trainable_filter

@@ -14,7 +14,7 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
-from spikeode.training.config import TrainConfig, changed_keys
+from spikeode.training.config import EXECUTION_FIELDS, TrainConfig, changed_keys
 from spikeode.training.model import SpikingClassifier, build_model
 from spikeode.training.optim import make_optimizer, trainable_filter
 
@@ -49,7 +49,8 @@ def resume_checkpoint(run_dir: str | Path, config: TrainConfig | None = None):
 
     Raises:
         FileNotFoundError: ``run_dir`` holds no checkpoint.
-        ValueError: ``config`` is given and differs from the run's (the differing keys are named).
+        ValueError: ``config`` is given and differs from the run's other than in ``EXECUTION_FIELDS`` (the
+            differing keys are named).
     """
     run_dir = Path(run_dir)
     meta_path = run_dir / "checkpoint.json"
@@ -57,7 +58,7 @@ def resume_checkpoint(run_dir: str | Path, config: TrainConfig | None = None):
         raise FileNotFoundError(f"no checkpoint in {run_dir} (expected checkpoint.json and checkpoint.eqx)")
     meta = json.loads(meta_path.read_text())
     stored = TrainConfig.from_dict(meta["config"])
-    if config is not None and stored != config:
+    if config is not None and stored.replace(**{k: getattr(config, k) for k in EXECUTION_FIELDS}) != config:
         raise ValueError(f"{run_dir} holds a run with another configuration; differing keys: "
                          f"{changed_keys(stored.to_dict(), config.to_dict())}")
     like = build_model(stored, meta["n_inputs"], meta["n_classes"], key=jax.random.PRNGKey(0))

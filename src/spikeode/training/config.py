@@ -22,6 +22,7 @@ __all__ = [
     "NEURON_RECIPES",
     "PER_LAYER",
     "DATA_FIELDS",
+    "EXECUTION_FIELDS",
     "default_config",
     "per_layer",
     "spiking_layer_names",
@@ -117,6 +118,12 @@ class TrainConfig:
     objective: str = field(default="real", metadata=_about(
         "real (default: accuracy counts real output spikes only) | pseudo", ("real", "pseudo")))
     dtype: str = field(default="float32", metadata=_about("floating-point precision", ("float32", "float64")))
+    microbatch: int | None = field(default=None, metadata=_about(
+        "samples per microbatch: the step sums the gradient over batch_size/microbatch of them (the batch's "
+        "gradient up to float rounding; memory scales with the microbatch); default: the whole batch, or "
+        "what --memory-budget fits"))
+    memory_budget: float | None = field(default=None, metadata=_about(
+        "GiB one training step may use: a step over it is split into microbatches (default: half the RAM)"))
     seed: int = field(default=0, metadata=_about("seed of initialisation, batch order and data subsets"))
 
     def __post_init__(self):
@@ -140,6 +147,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.microbatch is not None and not (1 <= self.microbatch <= self.batch_size
+                                                and self.batch_size % self.microbatch == 0):
+            raise ValueError(f"microbatch must divide batch_size ({self.batch_size}), got {self.microbatch}")
+        if self.memory_budget is not None and not self.memory_budget > 0:
+            raise ValueError(f"memory_budget must be > 0 GiB, got {self.memory_budget}")
         if not self.T > 0 or not self.lr > 0 or not self.temperature > 0:
             raise ValueError("T, lr and temperature must be positive")
         parse_data_source(self.data)
@@ -243,6 +255,9 @@ def accuracy_variable(config: TrainConfig, split: str) -> str:
     output spikes only (``<split>_accuracy``), or also pseudospikes (``<split>_accuracy_pseudo``)."""
     return f"{split}_accuracy" + ("" if config.objective == "real" else "_pseudo")
 
+
+#: Fields of how a run executes, not of what it computes: a resumed run may change them.
+EXECUTION_FIELDS = ("microbatch", "memory_budget")
 
 #: The fields that define a run's data (``spikeode.training.load_data`` reads exactly these).
 DATA_FIELDS = ("data", "T", "k_in", "pool", "train_samples", "test_samples", "validation_fraction", "seed", "dtype")

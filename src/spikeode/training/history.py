@@ -56,7 +56,8 @@ CALIBRATION_STATISTICS = f"hidden layers: {HIDDEN_STATISTIC}; output layer: {OUT
 def history_dataset(rows: Sequence[dict], config: TrainConfig, info: dict) -> xr.Dataset:
     """The run.nc Dataset of ``rows`` (one per epoch, from :func:`epoch_row`): dims ``epoch`` and ``layer``.
 
-    ``info``: ``gradient_used``, and optionally ``calibration`` (records per layer) and ``notice``.
+    ``info``: ``gradient_used``, and optionally ``calibration`` (records per layer), ``notice`` and
+    ``microbatch`` (samples per microbatch of the training step).
     """
     layer_names = spiking_layer_names(config)
     epochs = [r["epoch"] for r in rows]
@@ -83,6 +84,7 @@ def history_dataset(rows: Sequence[dict], config: TrainConfig, info: dict) -> xr
         "outputs_mostly_silent": int(silent > SILENT_WARNING_FRACTION),
         **({"calibration_samples": calibration[0]["samples"]} if calibration else {}),
         **({"notice": info["notice"]} if info.get("notice") else {}),
+        **({"microbatch": int(info["microbatch"])} if info.get("microbatch") else {}),
     })
     return ds
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import time
 import warnings
@@ -42,7 +43,7 @@ from spikeode.training.model import SpikingClassifier, build_model
 from spikeode.training.optim import make_optimizer, trainable_filter
 
 __all__ = ["load_data", "resolve_gradient", "LossKey", "loss_hyperparameters", "batch_loss", "make_loss_fn",
-           "evaluate", "train", "CALIBRATION_SAMPLES"]
+           "training_step", "fitted_training_step", "default_memory_budget", "evaluate", "train", "CALIBRATION_SAMPLES"]
 
 #: Samples in the calibration batch of ``init="calibrated"`` (a seeded subset of the training split).
 CALIBRATION_SAMPLES = 64
@@ -205,36 +206,111 @@ def _describe(l: int, c: LayerCalibration) -> str:
     return f"layer {l} weights {c.weight_mean:.3g} +- {c.weight_std:.3g} -> {c.activity:.3g} {what} (target {c.target:.3g})"
 
 
-#: Compiled training steps by everything they depend on besides their arguments (see :func:`_training_step`).
+#: Compiled training steps by everything they depend on besides their arguments (see :func:`training_step`).
 _STEPS: dict[tuple, Callable] = {}
 
 
-def _training_step(config: TrainConfig, optimizer: optax.GradientTransformation, total_steps: int,
-                   calibrated: int) -> Callable:
-    """One jitted optimiser step: ``(model, opt_state, spikes, labels, mask, hyper, spec) -> (model, opt_state,
-    metrics, gradient norm, finite)``; ``finite`` is false when the loss or the gradient is not finite.
+def training_step(config: TrainConfig, steps_per_epoch: int, calibration: Sequence[dict] | None = None,
+                  microbatch: int | None = None) -> tuple[optax.GradientTransformation, Callable]:
+    """The run's optimiser (:func:`make_optimizer`) and its jitted step: ``step(model, opt_state, spikes, labels,
+    mask, hyper, spec) -> (model, opt_state, metrics, gradient norm, finite)``; ``finite`` is false when the
+    loss or the gradient is not finite, ``hyper`` is :func:`loss_hyperparameters`, ``spec`` (which leaves
+    train, :func:`trainable_filter`) is static.
 
-    One step per loss key and optimiser structure (name, schedule, step count, clipping on or off, number of
-    calibrated layers): learning rate, clipping norm, layer scales (in ``opt_state``), temperature and gamma
-    (``hyper``) are arguments, so a run that differs only in them reuses the compiled program. ``spec``
-    (which leaves train) is static.
+    The gradient is that of the batch's mean loss, ``sum_i m_i grad L_i / max(sum_i m_i, 1)``. With
+    ``microbatch`` (a divisor of the batch size; default ``config.microbatch``, else the whole batch) the
+    numerator is summed over ``batch_size / microbatch`` microbatches in a ``lax.scan`` inside the step: the
+    same gradient up to float rounding, with the memory of one microbatch.
+
+    One step per loss key, optimiser structure (name, schedule and its length, clipping on or off, number of
+    calibrated layers) and microbatch count: learning rate, clipping norm, layer scales (in ``opt_state``),
+    temperature and gamma (``hyper``) are arguments, so a run that differs only in them reuses the compiled
+    program.
     """
-    key = (LossKey.of(config), config.optimizer, config.schedule, total_steps, config.grad_clip is None, calibrated)
+    optimizer = make_optimizer(config, steps_per_epoch, calibration)
+    n_micro = config.batch_size // (microbatch or config.microbatch or config.batch_size)
+    key = (LossKey.of(config), config.optimizer, config.schedule, config.epochs, steps_per_epoch,
+           config.grad_clip is None, len(calibration or ()), n_micro)
     if key not in _STEPS:
         loss_fn = batch_loss(key[0])
 
         @eqx.filter_jit
         def step(model, opt_state, spikes, labels, mask, hyper, spec):
             params, static = eqx.partition(model, spec)
-            (loss, metrics), grads = jax.value_and_grad(
-                lambda p: loss_fn(eqx.combine(p, static), spikes, labels, mask, hyper), has_aux=True)(params)
+
+            def loss_sum(p, batch):
+                metrics = loss_fn(eqx.combine(p, static), *batch, hyper)[1]
+                return metrics["loss_sum"], metrics
+
+            sum_and_grad = jax.value_and_grad(loss_sum, has_aux=True)
+            batch = (spikes, labels, mask)
+            if n_micro == 1:
+                (_, metrics), grads = sum_and_grad(params, batch)
+            else:
+                micro = jax.tree.map(lambda a: a.reshape(n_micro, a.shape[0] // n_micro, *a.shape[1:]), batch)
+                shapes = jax.eval_shape(sum_and_grad, params, jax.tree.map(lambda a: a[0], micro))
+                zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+                total, _ = jax.lax.scan(lambda acc, mb: (jax.tree.map(jnp.add, acc, sum_and_grad(params, mb)), None),
+                                        zero, micro)
+                (_, metrics), grads = total
+            n = jnp.maximum(metrics["n"], 1.0)
+            grads = jax.tree.map(lambda g: g / n, grads)
             gnorm = optax.tree.norm(grads)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_model = eqx.combine(eqx.apply_updates(params, updates), static)
-            return new_model, new_opt_state, metrics, gnorm, jnp.isfinite(loss) & jnp.isfinite(gnorm)
+            finite = jnp.isfinite(metrics["loss_sum"]) & jnp.isfinite(gnorm)
+            return new_model, new_opt_state, metrics, gnorm, finite
 
         _STEPS[key] = step
-    return _STEPS[key]
+    return optimizer, _STEPS[key]
+
+
+def default_memory_budget() -> float:
+    """Half of the machine's physical memory, in GiB."""
+    return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def _step_gib(step: Callable, args: tuple) -> float | None:
+    """Memory of one compiled step in GiB (XLA's buffer assignment: arguments, outputs and temporaries);
+    ``None`` where the backend does not report it. Compiling here fills the cache the first call uses."""
+    stats = step.lower(*args).compile().compiled.memory_analysis()
+    if stats is None:
+        return None
+    return (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+            - stats.alias_size_in_bytes) / 2**30
+
+
+def fitted_training_step(config: TrainConfig, steps_per_epoch: int, calibration: Sequence[dict] | None,
+                         args: tuple) -> tuple[optax.GradientTransformation, Callable, int, str]:
+    """:func:`training_step` with the largest microbatch whose step fits ``config.memory_budget`` (default
+    :func:`default_memory_budget`): the whole batch if it fits, else divisors of the batch size, chosen by
+    the step's memory scaled to the microbatch and confirmed on the compiled step. ``config.microbatch``, if
+    set, is used as it is. ``args``: an example ``(model, opt_state, spikes, labels, mask, hyper, spec)``
+    of one batch. Returns ``(optimizer, step, microbatch, notice)`` (``notice`` ``""`` unless split).
+
+    Raises:
+        MemoryError: even a microbatch of one sample exceeds the budget.
+    """
+    if config.microbatch is not None:
+        return (*training_step(config, steps_per_epoch, calibration), config.microbatch, "")
+    budget = config.memory_budget or default_memory_budget()
+    batch = config.batch_size
+    optimizer, step = training_step(config, steps_per_epoch, calibration, batch)
+    need = _step_gib(step, args)
+    if need is None or need <= budget:
+        return optimizer, step, batch, ""
+    whole = need
+    for micro in sorted((d for d in range(1, batch) if batch % d == 0), reverse=True):
+        if whole * micro / batch > budget:
+            continue
+        optimizer, step = training_step(config, steps_per_epoch, calibration, micro)
+        need = _step_gib(step, args)
+        if need is None or need <= budget:
+            return optimizer, step, micro, (
+                f"a step over the batch of {batch} needs {whole:.3g} GiB > memory budget {budget:.3g} GiB: "
+                f"gradients summed over microbatches of {micro} ({need:.3g} GiB)")
+    raise MemoryError(f"one training step needs {whole:.3g} GiB for a batch of {batch}, and no microbatch fits the "
+                      f"memory budget of {budget:.3g} GiB (--memory-budget)")
 
 
 def train(
@@ -286,11 +362,15 @@ def train(
     meta = {"n_inputs": train_set.n_channels, "n_classes": train_set.n_classes, "steps_per_epoch": steps_per_epoch,
             "calibration": calibration}
     spec = trainable_filter(model, config)
-    optimizer = make_optimizer(config, steps_per_epoch, calibration)
     if opt_state is None:
-        opt_state = optimizer.init(eqx.filter(model, spec))
-    step = _training_step(config, optimizer, config.epochs * steps_per_epoch, len(calibration or ()))
+        opt_state = make_optimizer(config, steps_per_epoch, calibration).init(eqx.filter(model, spec))
     hyper = loss_hyperparameters(config)
+    example = next(_padded_batches(train_set, config.batch_size))
+    optimizer, step, microbatch, split = fitted_training_step(config, steps_per_epoch, calibration,
+                                                              (model, opt_state, *example, hyper, spec))
+    if split:
+        print(f"spikeode: {split}", file=sys.stderr)
+    info["microbatch"] = microbatch
 
     def finish_epoch(epoch: int, model, opt_state, train_summary: dict, gnorms: list[float], t0: float) -> dict:
         """Evaluate, append the epoch's row, save the checkpoint and rewrite run.nc."""
