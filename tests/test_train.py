@@ -73,8 +73,13 @@ def test_microbatches_give_the_whole_batch_step_and_fit_a_memory_budget():
     """Gradients summed over microbatches (a lax.scan in the step) give the whole batch's step to float64
     rounding, masked samples included; a memory budget below the whole step's picks a microbatch that fits,
     and one below any microbatch's is an error naming the budget."""
-    from spikeode.training.loop import (_padded_batches, _step_gib, fitted_training_step, loss_hyperparameters,
-                                        training_step)
+    from spikeode.training.loop import (
+        _padded_batches,
+        _step_gib,
+        fitted_training_step,
+        loss_hyperparameters,
+        training_step,
+    )
     from spikeode.training.optim import trainable_filter
 
     config = default_config("synthetic", "lif", hidden=(4,), k_in=40, train_samples=24, test_samples=8, epochs=1,
@@ -143,7 +148,8 @@ def _silent_setup(pseudospikes):
     model = build_model(config, train_set.n_channels, train_set.n_classes, key=jax.random.PRNGKey(0))
     loss_fn = make_loss_fn(config)
     spikes, labels = train_set.spikes[:16], jnp.asarray(train_set.labels[:16])
-    (_, metrics), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, spikes, labels, jnp.ones(16, bool))
+    (_, metrics), grads = eqx.filter_jit(eqx.filter_value_and_grad(loss_fn, has_aux=True))(
+        model, spikes, labels, jnp.ones(16, bool))
     assert all(int(c.sum()) == 0 for c in metrics["spike_counts"]), "the network must start fully silent"
     return config, grads
 
@@ -221,13 +227,38 @@ def test_defaults_train_a_network_that_spikes_on_sparse_latency_data(tmp_path, n
 
 def test_user_model_without_pseudodynamics_trains_with_a_notice(tmp_path, capsys):
     config = tiny(neuron="user_models:UserDeltaLIF", epochs=1)
-    assert config.pseudospikes
     ds = train(config, tmp_path, progress=False)
     notice = capsys.readouterr().err
-    assert "declares no pseudodynamics" in notice and "pseudospikes off" in notice
-    assert config_of(ds)["pseudospikes"] is False and "pseudospikes off" in ds.attrs["notice"]
+    assert "declares no pseudodynamics" in notice and "linear continuation" in notice
+    assert config_of(ds)["pseudospikes"] is True and "linear continuation" in ds.attrs["notice"]
     assert np.isfinite(ds.train_loss.values).all()
     train(config, tmp_path, progress=False)  # resumes: the effective configuration is the stored one
+
+
+def test_linear_continuation_is_the_generic_pseudodynamics():
+    """For a threshold linear in the state (``V - v_th``, reset to 0) the continuation is exact: delay
+    ``(v_th - V)/s`` and period ``v_th/s`` at speed ``s = softplus(1 + drive)``; the delay falls to 0 as V
+    reaches the threshold, and a silent network of such a model gets gradients through it."""
+    from user_models import UserDeltaLIF
+
+    from spikeode.training.readout import linear_continuation
+
+    neuron = UserDeltaLIF(v_th=1.3)
+    speed = float(jax.nn.softplus(1.0 + 0.4))
+    for v in (-0.5, 0.2, 1.3 - 1e-9):
+        delay, period = linear_continuation(neuron, jnp.array([v]), 0.4)
+        np.testing.assert_allclose([float(delay), float(period)], [(1.3 - v) / speed, 1.3 / speed], rtol=1e-12)
+    grad = jax.grad(lambda v: linear_continuation(neuron, jnp.array([v]), 0.4)[0])(0.2)
+    np.testing.assert_allclose(float(grad), -1 / speed, rtol=1e-12)
+
+    config = tiny(neuron="user_models:UserDeltaLIF", weight_mean=(-0.5, -0.5), weight_std=(0.1, 0.1), init="recipe")
+    train_set = load_data(config)[0]
+    model = build_model(config, train_set.n_channels, train_set.n_classes, key=jax.random.PRNGKey(0))
+    spikes, labels = train_set.spikes[:8], jnp.asarray(train_set.labels[:8])
+    (_, metrics), grads = eqx.filter_jit(eqx.filter_value_and_grad(make_loss_fn(config), has_aux=True))(
+        model, spikes, labels, jnp.ones(8, bool))
+    assert all(int(c.sum()) == 0 for c in metrics["spike_counts"]), "the network must start fully silent"
+    assert all(float(jnp.abs(w).max()) > 0 for w in grads.net.weights)
 
 
 def test_auto_gradient_is_the_adjoint_on_the_diffrax_path():
@@ -286,7 +317,7 @@ def test_flags_round_trip_to_the_configuration():
         optimizer="sgd", lr=0.05, schedule="constant", grad_clip=0.5, weight_mean=(0.1, 0.2, 0.3),
         weight_std=(1.5,), n_slots=(3, 4, 5), temperature=0.3, gamma=0.1, pseudospikes=False, readout="max_voltage",
         train_neuron=True, integrator="diffrax", gradient="adjoint", init="recipe", calibration_rate=1.5,
-        calibration_output=0.5, objective="pseudo", dtype="float64", seed=7)
+        calibration_output=0.5, objective="pseudo", dtype="float64", microbatch=4, memory_budget=2.5, seed=7)
     recipe = default_config(config.data, config.neuron)
     same = [f.name for f in dataclasses.fields(TrainConfig) if getattr(config, f.name) == getattr(recipe, f.name)]
     assert same == ["neuron", "data"], "every other flag must change the recipe's value to be tested"

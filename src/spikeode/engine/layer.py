@@ -19,7 +19,8 @@ from spikeode.integrate import AbstractIntegrator, make_integrator
 from spikeode.neurons import AbstractNeuron
 from spikeode.spikes import check_padded_events
 
-__all__ = ["LayerTrace", "simulate_layer", "default_budget", "is_concrete", "validate_layer_inputs"]
+__all__ = ["LayerTrace", "simulate_layer", "default_budget", "is_concrete", "validate_layer_inputs",
+           "check_initial_state"]
 
 
 def default_budget(n_inputs: int, n_neurons: int, n_slots: int) -> int:
@@ -41,6 +42,11 @@ def validate_layer_inputs(neuron: AbstractNeuron, weights, in_times, in_units) -
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(w))[0])
         raise ValueError(f"weight {list(idx)} is {float(w[idx])} (weights must be finite)")
     check_padded_events(in_times, in_units, w.shape[1], "input")
+    check_initial_state(neuron)
+
+
+def check_initial_state(neuron: AbstractNeuron) -> None:
+    """The initial state must lie below threshold (host-side; raises ``ValueError``)."""
     g0 = float(neuron.threshold(neuron.initial_state()))
     if not g0 < 0:
         raise ValueError(f"{type(neuron).__name__}: threshold(initial_state()) = {g0!r} must be < 0 (the neuron would fire at t = 0)")

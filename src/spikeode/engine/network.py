@@ -11,7 +11,14 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from spikeode.engine.adjoint import simulate_layer_adjoint
-from spikeode.engine.layer import LayerTrace, default_budget, is_concrete, simulate_layer
+from spikeode.engine.layer import (
+    LayerTrace,
+    check_initial_state,
+    default_budget,
+    is_concrete,
+    simulate_layer,
+    validate_layer_inputs,
+)
 from spikeode.integrate import AbstractIntegrator, make_integrator
 from spikeode.neurons import AbstractNeuron, as_trainable
 from spikeode.spikes import Spikes, validate_spikes
@@ -193,13 +200,20 @@ def simulate(
         make_integrator(i, n) for i, n in zip(_per_layer(integrator, n_layers, "integrator"), net.neurons)
     )
     budgets = _resolve_budgets(net, spikes.max_events, budget)
-    run = lambda t, u: _simulate_one(net, t, u, T, integrators, budgets, gradient)  # noqa: E731
-    for _ in spikes.batch_shape:
-        run = jax.vmap(run)
-    trace = run(spikes.times, spikes.units)
+    trace = _simulate_batch(net, spikes.times, spikes.units, T, integrators, budgets, gradient, len(spikes.batch_shape))
     if strict:
         check_trace(trace, net=net, spikes=spikes, T=T, integrators=integrators, budgets=budgets)
     return trace
+
+
+@eqx.filter_jit
+def _simulate_batch(net, times, units, T, integrators, budgets, gradient, n_batch_axes):
+    """:func:`_simulate_one` vmapped over the batch axes, as one compiled program: a caller outside ``jit``
+    (or differentiating outside it) compiles the event loop once, not op by op; inside ``jit`` it is inlined."""
+    run = lambda t, u: _simulate_one(net, t, u, T, integrators, budgets, gradient)  # noqa: E731
+    for _ in range(n_batch_axes):
+        run = jax.vmap(run)
+    return run(times, units)
 
 
 def _resolve_budgets(net: FeedForward, n_input_events: int, budget) -> tuple[int, ...]:
@@ -214,7 +228,8 @@ def _resolve_budgets(net: FeedForward, n_input_events: int, budget) -> tuple[int
 
 
 def check_network(net: FeedForward) -> None:
-    """Host-side validation: finite weights, valid neuron parameters. Raises ``ValueError``."""
+    """Host-side validation: finite weights, valid neuron parameters, initial states below threshold.
+    Raises ``ValueError``."""
     for l, (w, rec, neuron) in enumerate(zip(net.weights, net.recurrent, net.neurons)):
         for name, arr in (("weights", w), ("recurrent", rec)):
             if arr is None:
@@ -224,6 +239,7 @@ def check_network(net: FeedForward) -> None:
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(f"layer {l} {name}{list(idx)} is {float(np.asarray(arr)[idx])} (not finite)")
         neuron.check_parameters()
+        check_initial_state(neuron)
 
 
 def check_trace(trace: Trace, *, net=None, spikes=None, T=None, integrators=None, budgets=None) -> None:
@@ -278,12 +294,12 @@ def simulate_neuron(
     if gradient not in ("autodiff", "adjoint"):
         raise ValueError(f"unknown gradient {gradient!r}: use 'autodiff' or 'adjoint'")
     layer_fn = simulate_layer_adjoint if gradient == "adjoint" else simulate_layer
-    return layer_fn(
-        neuron,
-        jnp.asarray(in_weights)[None, :],
-        in_times,
-        jnp.arange(n, dtype=jnp.int32),
-        T,
-        n_slots=n_slots,
-        integrator=integrator,
-    )
+    weights, units = jnp.asarray(in_weights)[None, :], jnp.arange(n, dtype=jnp.int32)
+    validate_layer_inputs(neuron, weights, in_times, units)  # on the host, before tracing
+    return _simulate_neuron(layer_fn, neuron, weights, in_times, units, T, n_slots, integrator)
+
+
+@eqx.filter_jit
+def _simulate_neuron(layer_fn, neuron, weights, times, units, T, n_slots, integrator) -> LayerTrace:
+    """``layer_fn`` as one compiled program (see :func:`_simulate_batch`)."""
+    return layer_fn(neuron, weights, times, units, T, n_slots=n_slots, integrator=integrator)

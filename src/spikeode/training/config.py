@@ -235,18 +235,19 @@ def per_layer(config: TrainConfig, name: str) -> list:
 
 
 def effective_config(config: TrainConfig) -> tuple[TrainConfig, str]:
-    """The configuration a run really uses, and a notice of what changed (``""`` if nothing).
+    """The configuration a run really uses, and a notice of what a user should know (``""`` if nothing).
 
-    A neuron model that declares no pseudodynamics (``pseudo_spike``) trains with pseudospikes off:
-    silent outputs then report ``T`` and get no gradient.
+    A neuron model that declares no pseudodynamics (``pseudo_spike``) gets the generic one,
+    :func:`spikeode.training.readout.linear_continuation`, for its silent neurons' pseudospikes.
     """
     from spikeode.neurons import resolve_neuron_class
 
     neuron = resolve_neuron_class(config.neuron)(**config.neuron_params)
     if config.readout == "first_spike" and config.pseudospikes and not neuron.has_pseudodynamics:
-        return config.replace(pseudospikes=False), (
-            f"{type(neuron).__name__} declares no pseudodynamics (pseudo_spike): training with pseudospikes off "
-            "(silent outputs get no gradient; declare pseudo_spike to add them)")
+        return config, (
+            f"{type(neuron).__name__} declares no pseudodynamics (pseudo_spike): its silent neurons get pseudospikes "
+            "of the generic linear continuation towards threshold (spikeode.training.readout.linear_continuation; "
+            "declare pseudo_spike for the model's own, or --no-pseudospikes)")
     return config, ""
 
 

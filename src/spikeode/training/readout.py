@@ -3,7 +3,8 @@
 Conventions (explicit, because silent outputs and ties decide accuracies):
 - ``first_spike_times(..., pseudospikes=True)``: an output that spiked in ``[0, T]`` reports its first
   spike time; a silent one reports its first pseudospike ``T + delay`` (Klos & Memmesheimer
-  pseudodynamics, see ``AbstractNeuron.pseudo_spike``), smooth in all parameters.
+  pseudodynamics, see ``AbstractPseudoNeuron.pseudo_spike``; for a model that declares none, the generic
+  :func:`linear_continuation`), smooth in all parameters.
 - ``pseudospikes=False``: a silent output reports ``T`` (continuous, zero gradient).
 - ``accuracy``: the prediction is the output with the earliest time; a sample counts as wrong when
   the earliest time is shared by several outputs (a tie) or, with ``valid=counts > 0`` (real spikes
@@ -12,14 +13,17 @@ Conventions (explicit, because silent outputs and ties decide accuracies):
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from spikeode.engine.network import FeedForward, Trace, _merge_spikes
-from spikeode.neurons import LIF
+from spikeode.neurons import LIF, AbstractNeuron
 
 __all__ = [
+    "linear_continuation",
     "first_spike_times",
     "pseudo_rates_and_delays",
     "accuracy",
@@ -27,9 +31,38 @@ __all__ = [
 ]
 
 
+#: Shortest period of :func:`linear_continuation` (threshold units), for a reset that lands on the threshold.
+MIN_RESET_DISTANCE = 1e-3
+
+
+def linear_continuation(neuron: AbstractNeuron, y: Float[Array, " state"], drive) -> tuple[Array, Array]:
+    """Generic pseudodynamics of a model that declares none (no ``pseudo_spike``).
+
+    After ``T`` the state moves straight towards the threshold surface ``threshold(y) = 0``, along the
+    threshold function's gradient, at the speed ``softplus(1 + drive)`` (units of ``threshold`` per unit
+    time, faster with more pseudo input), and restarts from ``reset`` there. Returns ``(delay, period)`` as
+    ``AbstractPseudoNeuron.pseudo_spike`` does: the distance to the surface (first order in ``y``; exact for a
+    threshold linear in the state, such as ``V - v_th``) over the speed, ``delay -> 0`` as ``y`` reaches the
+    threshold, smooth below it. It knows nothing of the model's own dynamics after ``T``: a model's
+    ``pseudo_spike`` (its ODE under a supra-threshold drive) replaces it.
+    """
+    speed = jax.nn.softplus(1.0 + drive)
+
+    def distance(z):
+        g, normal = jax.value_and_grad(neuron.threshold)(z)
+        norm = jnp.maximum(jnp.sqrt(jnp.sum(normal**2)), jnp.finfo(z.dtype).tiny ** 0.5)
+        return -g / norm, normal / norm
+
+    d, normal = distance(y)
+    d = jnp.maximum(d, 0.0)
+    d_reset, _ = distance(neuron.reset(y + d * normal))
+    return d / speed, jnp.maximum(d_reset, MIN_RESET_DISTANCE) / speed
+
+
 def pseudo_rates_and_delays(net: FeedForward, trace: Trace):
     """Layer by layer, the pseudo input ``x_l = W_l r_{l-1}`` (``r_0 = 0``: inputs have no pseudodynamics)
-    and each neuron's pseudospike ``(delay, period)``; the pseudo rate is ``r_l = 1 - delay/period``.
+    and each neuron's pseudospike ``(delay, period)`` (``pseudo_spike``, else :func:`linear_continuation`);
+    the pseudo rate is ``r_l = 1 - delay/period``.
 
     Returns the list of delays per layer (batch axes leading). Recurrent weights are not used here.
     """
@@ -37,10 +70,9 @@ def pseudo_rates_and_delays(net: FeedForward, trace: Trace):
     rate = jnp.zeros(batch_shape + (net.sizes[0],), trace.layers[0].state_T.dtype)
     delays = []
     for neuron, w, layer in zip(net.neurons, net.weights, trace.layers):
-        if not neuron.has_pseudodynamics:
-            raise ValueError(f"{type(neuron).__name__} has no pseudodynamics; train with pseudospikes off")
         drive = rate @ w.T
-        pseudo = jnp.vectorize(neuron.pseudo_spike, signature="(d),()->(),()")
+        spike = neuron.pseudo_spike if neuron.has_pseudodynamics else functools.partial(linear_continuation, neuron)
+        pseudo = jnp.vectorize(spike, signature="(d),()->(),()")
         delay, period = pseudo(layer.state_T, drive)
         rate = 1.0 - delay / period
         delays.append(delay)
