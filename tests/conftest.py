@@ -34,6 +34,15 @@ def pytest_configure(config):
     os.environ[CACHE_ENV] = str(spikeode.enable_compilation_cache(os.environ.get(CACHE_ENV) or default))
 
 
+#: Tests that take minutes, started first: pytest-xdist hands out tests in collection order, and the
+#: suite's time is the busiest worker's, so the longest test should not start last.
+LONGEST_FIRST = ("tests/test_study.py::test_study_end_to_end",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.nodeid not in LONGEST_FIRST)  # stable: the rest keep their order
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
