@@ -1,9 +1,11 @@
-"""The main study end to end on a tiny budget: every stage and file, resume, a changed config refused,
-`spikeode report`, every notebook executed against the output; then past one machine: two study processes
-sharing the searches on one PostgreSQL server, one of them running its later stages on a Dask cluster, with
-the single-process run's numbers."""
+"""The main study end to end on a tiny budget and past one machine: two study processes sharing the searches
+on one PostgreSQL server; every stage and file, resume, a changed config refused, `spikeode report`, every
+notebook executed against the output; then a copy resumed on a Dask cluster, with the single process's
+numbers."""
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,18 +31,28 @@ def run_study(out, *extra, env):
     return subprocess.run(study_command(out, *extra), capture_output=True, text=True, env=env, cwd=ROOT, check=False)
 
 
-def test_study_end_to_end(tmp_path, monkeypatch, request):
-    """One test (one xdist worker, so the later runs load the programs the first compiled): interrupted after
-    retrain, finished by the same command, checked; then the same study past one machine."""
-    out = tmp_path / "study"
+def test_study_end_to_end(tmp_path, monkeypatch, postgres_url):
+    """One test (one xdist worker, so the later runs load the programs the first compiled), past one machine:
+    the study, interrupted after retrain, shares its searches on one PostgreSQL server with a second study
+    process (its own OUT, stopping after them), and the same command finishes it. Then every file, a changed
+    config refused, `spikeode report`, every notebook against the output; and a copy with three of its files
+    removed, resumed on a Dask cluster, which recomputes exactly those, with the same numbers."""
+    out, other = tmp_path / "study", tmp_path / "a"
     env = {**os.environ, "SPIKEODE_CACHE": str(tmp_path / "cache")}
-    first = run_study(out, "--stop-after", "retrain", env=env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    shared = ("--storage", postgres_url)
+    procs = {name: subprocess.Popen(study_command(where, *shared, "--stop-after", stop), env=env, cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name, where, stop in (("first", out, "retrain"), ("a", other, "hpo"))}
+    logs = {name: proc.communicate(timeout=1800)[0] for name, proc in procs.items()}
+    for name, proc in procs.items():
+        assert proc.returncode == 0, logs[name][-4000:]
+    first = logs["first"]
     assert (out / "runs" / "qif" / "seed0" / "run.nc").exists() and not (out / "gradstats.nc").exists()
     # progress: every unit shows its command and one line when finished
-    assert "$ spikeode hpo --neuron lif" in first.stdout and "$ spikeode train --config" in first.stdout
-    assert "trial 0 complete" in first.stdout and "retrain qif seed 0: final test accuracy" in first.stdout
-    second = run_study(out, env=env)
+    assert "$ spikeode hpo --neuron lif" in first and "$ spikeode train --config" in first
+    assert "retrain qif seed 0: final test accuracy" in first
+    _check_shared_searches(logs, out, other, postgres_url)
+    second = run_study(out, *shared, env=env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
     # resume skipped the finished stages
@@ -89,7 +101,7 @@ def test_study_end_to_end(tmp_path, monkeypatch, request):
         NotebookClient(nb, timeout=600, kernel_name="python3",
                        resources={"metadata": {"path": str(tmp_path)}}).execute()
 
-    _check_past_one_machine(out, tmp_path, env, request.getfixturevalue("postgres_url"))
+    _check_resumed_on_a_cluster(out, tmp_path / "b", shared, env)
 
 
 #: A Dask cluster of one in-process worker thread, in a process of its own (x64 off, like a study process);
@@ -105,45 +117,60 @@ with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="
 """
 
 
-def _check_past_one_machine(single: Path, tmp_path: Path, env: dict, url: str) -> None:
-    """Two study processes, each with its own OUT, share the searches on ``url``: A stops after them, B runs
-    its later stages on a Dask cluster. Every model's search holds the one budgeted trial, A's search results
-    equal ``single``'s, and so does B's summary."""
+@contextlib.contextmanager
+def dask_cluster(env: dict, cwd: Path):
+    """The address of a :data:`CLUSTER` that lives while the context does."""
     cluster = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, env=env, cwd=tmp_path)
+                               text=True, env=env, cwd=cwd)
     try:
         address = cluster.stdout.readline().strip()
         assert address.startswith("tcp://"), address
-        procs = {name: subprocess.Popen(study_command(tmp_path / name, "--storage", url, *extra), env=env, cwd=ROOT,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for name, extra in (("a", ("--stop-after", "hpo")), ("b", ("--dask-scheduler", address)))}
-        logs = {name: proc.communicate(timeout=1800)[0] for name, proc in procs.items()}
+        yield address
     finally:
         cluster.stdin.close()
         cluster.wait(timeout=60)
-    for name, proc in procs.items():
-        assert proc.returncode == 0, logs[name][-4000:]
-    assert "landscape landscape_lif.nc: jump_fraction" in logs["b"]  # finished as a task of the cluster
+
+
+def _check_shared_searches(logs: dict[str, str], out: Path, other: Path, url: str) -> None:
+    """Every model's search on ``url`` holds the one budgeted trial, run once by either process; the other
+    process (``other``) stopped after the searches, with the same search results as ``out``."""
     storage = url.replace("postgresql://", "postgresql+psycopg2://")
     for model in ("lif", "qif"):
         trials = optuna.load_study(study_name=f"lif_vs_qif_{model}", storage=storage).get_trials()
         counted = [t for t in trials if not t.user_attrs.get(OVER_BUDGET)]  # not a trial refused in a race
         assert len(counted) == 1 and counted[0].state.name == "COMPLETE", trials  # the equal budget, shared
-    assert sum(log.count("trial 0 complete") for log in logs.values()) == 2  # each model's trial ran once
-    assert not (tmp_path / "a" / "runs").exists()  # A stopped after the searches
+    assert sum(log.count("trial 0 complete") for log in logs.values()) == 2, logs  # each model's trial ran once
+    assert not (other / "runs").exists()  # it stopped after the searches
     for model in ("lif", "qif"):
-        with xr.open_dataset(single / f"hpo_{model}.nc") as expected, \
-                xr.open_dataset(tmp_path / "a" / f"hpo_{model}.nc") as got:
+        with xr.open_dataset(out / f"hpo_{model}.nc") as expected, xr.open_dataset(other / f"hpo_{model}.nc") as got:
             for var in ("objective", "test_accuracy", "best_validation_accuracy"):
                 np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=f"{model} {var}")
             assert got.state.values.tolist() == expected.state.values.tolist() == ["COMPLETE"], model
-    with xr.open_dataset(single / "summary.nc") as expected, xr.open_dataset(tmp_path / "b" / "summary.nc") as got:
-        assert set(got.data_vars) == set(expected.data_vars)
-        for var in expected.data_vars:
-            if np.issubdtype(expected[var].dtype, np.number):
-                np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=var)
-            else:
-                assert got[var].values.tolist() == expected[var].values.tolist(), var
+
+
+#: Files of one unit of each later stage; the cluster recomputes them in a resumed copy of the study.
+RECOMPUTED = ("gradstats.nc", "landscape_lif_plane1.nc", "samples_qif.nc")
+
+
+def _check_resumed_on_a_cluster(single: Path, copy: Path, shared: tuple[str, ...], env: dict) -> None:
+    """A copy of the finished study ``single`` without :data:`RECOMPUTED` and its summary, resumed as tasks of
+    a Dask cluster: exactly those units run, and their files and the summary equal ``single``'s."""
+    shutil.copytree(single, copy)
+    for name in (*RECOMPUTED, "summary.nc", "summary.md"):
+        (copy / name).unlink()
+    with dask_cluster(env, copy.parent) as address:
+        resumed = run_study(copy, *shared, "--dask-scheduler", address, env=env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "landscape landscape_lif_plane1.nc: jump_fraction" in resumed.stdout  # finished as a task
+    assert "landscape landscape_lif.nc" not in resumed.stdout and "samples lif: done, skipped" in resumed.stdout
+    for name in (*RECOMPUTED, "summary.nc"):
+        with xr.open_dataset(single / name) as expected, xr.open_dataset(copy / name) as got:
+            assert set(got.data_vars) == set(expected.data_vars), name
+            for var in set(expected.data_vars) - {"seconds"}:  # gradstats' wall time
+                if np.issubdtype(expected[var].dtype, np.number):
+                    np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=f"{name} {var}")
+                else:
+                    assert got[var].values.tolist() == expected[var].values.tolist(), f"{name} {var}"
 
 
 def test_recipes_pair_the_same_synapse(monkeypatch):

@@ -120,7 +120,8 @@ def _analytic_rows(label: str, neuron: AbstractNeuron, integrators: dict) -> lis
         return []
     _, t_ref, grad_ref = ref
     rows = []
-    no_input = jnp.full(N_INPUTS, jnp.inf)
+    # not weakly typed (as ``jnp.full(N, jnp.inf)`` would be): the train rows' programs, not new ones
+    no_input = jnp.full(N_INPUTS, jnp.inf, jnp.result_type(float))
     for integ_name, integ in integrators.items():
         first_spike = _loss_fn(no_input, integ, T=2.0 * t_ref, first_spike=True)
         (t, _), (grads, _) = _value_and_grad(first_spike, (neuron, jnp.zeros(N_INPUTS)))
