@@ -402,17 +402,33 @@ def main(argv=None) -> int:
     ensure_precision(cfg.train_overrides.get("dtype", "float32"))
     out = args.out.resolve() if args.dask_scheduler else args.out  # Dask workers have their own working directory
     study = Study(cfg, out, storage=args.storage, dask_scheduler=args.dask_scheduler)
-    t_start = time.perf_counter()
+    t_start, compiled_start = time.perf_counter(), spikeode.compile_time()  # counting from here
     for i, (name, stage) in enumerate(STAGES, 1):
-        t0 = time.perf_counter()
+        t0, compiled = time.perf_counter(), spikeode.compile_time()
         print(f"[{i}/{len(STAGES)}] {name}", flush=True)
         stage(study)
-        print(f"[{i}/{len(STAGES)}] {name} finished in {time.perf_counter() - t0:.0f} s", flush=True)
+        _stage_finished(study, f"[{i}/{len(STAGES)}] {name}", time.perf_counter() - t0,
+                        spikeode.compile_time() - compiled)
         if name == args.stop_after:
             print(f"stopped after stage {name}; run the same command again to continue")
             return 0
-    print(f"study finished in {time.perf_counter() - t_start:.0f} s: {args.out}/summary.md")
+    _stage_finished(study, "study", time.perf_counter() - t_start, spikeode.compile_time() - compiled_start)
+    print(f"wrote {args.out}/summary.md")
     return 0
+
+
+def _stage_finished(study: Study, label: str, seconds: float, compiled: spikeode.CompileTime) -> None:
+    """Print a stage's wall time and the share this process spent compiling (tracing, lowering, XLA or
+    loading cached programs); append both to ``OUT/stage_times.jsonl``."""
+    share = compiled.total / max(seconds, 1e-9)
+    where = " (units on the Dask cluster: their compilation is not counted)" if study.dask_scheduler else ""
+    print(f"{label} finished in {seconds:.0f} s, compiling {compiled.total:.0f} s ({share:.0%}; of it "
+          f"{compiled.loaded:.0f} s loading cached programs){where}", flush=True)
+    record = {"stage": label.split("] ")[-1], "seconds": round(seconds, 2), "compile_share": round(share, 3),
+              **{f"{k}_seconds": round(v, 2) for k, v in compiled._asdict().items()},
+              "dask": study.dask_scheduler is not None, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with open(study.out / "stage_times.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

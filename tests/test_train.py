@@ -117,8 +117,10 @@ def test_microbatches_give_the_whole_batch_step_and_fit_a_memory_budget():
 
 
 def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, monkeypatch):
-    """Learning rate, clipping norm, temperature and gamma are arrays of the compiled step and loss, not
-    constants: a second run that differs only in them traces nothing (issue 17), and still uses them."""
+    """Learning rate, clipping norm, trial length, temperature, gamma and the time constants are arrays of the
+    compiled step and loss, not constants: a second run that differs only in them traces nothing (issue 17),
+    and still uses them; LIF's time constants leave the closed-form ratio tau_mem = 2 tau_syn (another branch
+    of the same program)."""
     loop = importlib.import_module("spikeode.training.loop")
     traces = []
     simulate = loop.simulate
@@ -130,7 +132,8 @@ def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, 
     first = train(config, tmp_path / "a", progress=False)
     assert traces  # the step and the evaluation were traced
     traces.clear()
-    other = dataclasses.replace(config, lr=3e-2, grad_clip=0.5, temperature=0.3, gamma=0.1)
+    other = dataclasses.replace(config, lr=3e-2, grad_clip=0.5, T=2.5, temperature=0.3, gamma=0.1,
+                                neuron_params={**config.neuron_params, "tau_mem": 1.3, "tau_syn": 0.4})
     second = train(other, tmp_path / "b", progress=False)
     assert not traces
     assert not np.allclose(first.train_loss.values[1:], second.train_loss.values[1:])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from spikeode._lazy import lazy_names
 from spikeode._version import __version__
-from spikeode._xla import enable_compilation_cache, use_fast_cpu_defaults
+from spikeode._xla import CompileTime, compile_time, enable_compilation_cache, use_fast_cpu_defaults
 
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -34,7 +34,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("run_gradstats",), ".study.gradstats"),
 }
 
-__all__ = ["__version__", "enable_compilation_cache", "use_fast_cpu_defaults", *_LAZY]
+__all__ = ["__version__", "CompileTime", "compile_time", "enable_compilation_cache", "use_fast_cpu_defaults",
+           *_LAZY]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from spikeode.data import SpikeDataset, iterate_batches, load_dataset, split_validation

@@ -13,6 +13,8 @@ set it; :func:`use_fast_cpu_defaults` does, and must run before the first JAX co
 Compiling an event loop and its gradient takes seconds to a minute, longer than a short training run.
 :func:`enable_compilation_cache` keeps compiled programs on disk, so a process that builds a program seen
 before (same shapes, dtypes, flags and versions) loads it instead. The CLI calls it too.
+:func:`compile_time` says how much of a process's time went into making programs (the study prints it per
+stage).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["CACHE_ENV", "CPU_FLAGS", "MAX_CACHE_BYTES", "default_cache_dir", "enable_compilation_cache",
-           "use_fast_cpu_defaults"]
+__all__ = ["CACHE_ENV", "CPU_FLAGS", "MAX_CACHE_BYTES", "CompileTime", "compile_time", "default_cache_dir",
+           "enable_compilation_cache", "use_fast_cpu_defaults"]
 
 #: Added to ``XLA_FLAGS``; only for jaxlib versions where it was measured (it exists there).
 CPU_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
@@ -147,3 +150,52 @@ def _equinox_on_error() -> str | None:
     """The ``EQX_ON_ERROR`` mode equinox read at its import (``None`` if it is not imported)."""
     config = sys.modules.get("equinox._config")
     return None if config is None else getattr(config, "EQX_ON_ERROR", None)
+
+
+class CompileTime(NamedTuple):
+    """Seconds a process spent making XLA programs, from JAX's monitoring events (cumulative since the first
+    :func:`compile_time` call; subtract two readings for the time in between).
+
+    ``trace``: tracing to jaxprs; ``lower``: lowering to MLIR; ``xla``: XLA compilation or, on a hit, loading
+    from the persistent compilation cache; ``loaded``: the part of ``xla`` spent loading cached programs."""
+
+    trace: float = 0.0
+    lower: float = 0.0
+    xla: float = 0.0
+    loaded: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """Tracing, lowering and XLA together: the wall time a process spends before its programs run."""
+        return self.trace + self.lower + self.xla
+
+    def __sub__(self, other: CompileTime) -> CompileTime:  # type: ignore[override]
+        return CompileTime(*(a - b for a, b in zip(self, other)))
+
+
+#: JAX's monitoring event of each :class:`CompileTime` field.
+_COMPILE_EVENTS = {
+    "/jax/core/compile/jaxpr_trace_duration": "trace",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+    "/jax/core/compile/backend_compile_duration": "xla",
+    "/jax/compilation_cache/cache_retrieval_time_sec": "loaded",
+}
+_compile_totals: dict[str, float] | None = None
+
+
+def compile_time() -> CompileTime:
+    """This process's :class:`CompileTime` so far (all threads). The first call imports JAX and starts
+    counting; compilations before it are not seen."""
+    global _compile_totals
+    if _compile_totals is None:
+        from jax import monitoring
+
+        totals = _compile_totals = dict.fromkeys(CompileTime._fields, 0.0)
+
+        def listen(event: str, seconds: float, **_) -> None:
+            field = _COMPILE_EVENTS.get(event)
+            if field is not None:
+                totals[field] += seconds
+
+        monitoring.register_event_duration_secs_listener(listen)
+    return CompileTime(**_compile_totals)

@@ -160,7 +160,9 @@ def calibrate(
         integ = make_integrator(integrators[l], neuron)
 
         def run(log_s, shape=shape, neuron=neuron, integ=integ, times=times, units=units, slots=net.n_slots[l]):
-            return _run_layer(neuron, shape, jnp.asarray(np.exp(log_s)), times, units, T, slots, integ)
+            # T as an array: traced, so calibrations at another trial length share the compiled program
+            return _run_layer(neuron, shape, jnp.asarray(np.exp(log_s)), times, units, jnp.asarray(T, shape.dtype),
+                              slots, integ)
 
         log_s, activity, out = _bisect(run, statistic, target, steps, -np.log(drive), span)
         weights[l] = jnp.asarray(np.exp(log_s), shape.dtype) * shape

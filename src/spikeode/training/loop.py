@@ -75,9 +75,9 @@ def resolve_gradient(config: TrainConfig | LossKey, neurons: Sequence[AbstractNe
 
 
 class LossKey(NamedTuple):
-    """What a compiled batch loss depends on besides its arguments (temperature and gamma are arguments)."""
+    """What a compiled batch loss depends on besides its arguments (``T``, temperature and gamma are
+    arguments: :func:`loss_hyperparameters`)."""
 
-    T: float
     readout: str
     pseudospikes: bool
     integrator: str
@@ -85,12 +85,12 @@ class LossKey(NamedTuple):
 
     @classmethod
     def of(cls, config: TrainConfig) -> LossKey:
-        return cls(config.T, config.readout, config.pseudospikes, config.integrator, config.gradient)
+        return cls(config.readout, config.pseudospikes, config.integrator, config.gradient)
 
 
 def loss_hyperparameters(config: TrainConfig) -> dict[str, Array]:
     """The loss settings that enter the compiled loss as arrays: runs differing only in them share a program."""
-    return {name: jnp.asarray(getattr(config, name), config.dtype) for name in ("temperature", "gamma")}
+    return {name: jnp.asarray(getattr(config, name), config.dtype) for name in ("T", "temperature", "gamma")}
 
 
 @functools.cache
@@ -106,10 +106,10 @@ def batch_loss(key: LossKey) -> Callable:
 
     def loss_fn(model: SpikingClassifier, spikes: Spikes, labels: Int[Array, " batch"], mask: Bool[Array, " batch"],
                 hyper: dict[str, Array]):
-        objective = Objective(T=key.T, readout=key.readout, temperature=hyper["temperature"], gamma=hyper["gamma"],
-                              pseudospikes=key.pseudospikes)
+        objective = Objective(T=hyper["T"], readout=key.readout, temperature=hyper["temperature"],
+                              gamma=hyper["gamma"], pseudospikes=key.pseudospikes)
         gradient = resolve_gradient(key, model.net.neurons)
-        trace = simulate(model.net, spikes, key.T, integrator=key.integrator, gradient=gradient)
+        trace = simulate(model.net, spikes, hyper["T"], integrator=key.integrator, gradient=gradient)
         losses, acc, acc_pseudo = sample_loss(objective, model.net, trace, labels, model.readout_weights)
         m = mask.astype(losses.dtype)
         metrics = {
@@ -224,8 +224,8 @@ def training_step(config: TrainConfig, steps_per_epoch: int, calibration: Sequen
 
     One step per loss key, optimiser structure (name, schedule and its length, clipping on or off, number of
     calibrated layers) and microbatch count: learning rate, clipping norm, layer scales (in ``opt_state``),
-    temperature and gamma (``hyper``) are arguments, so a run that differs only in them reuses the compiled
-    program.
+    trial length, temperature and gamma (``hyper``) and the neuron parameters (leaves of ``model``) are
+    arguments, so a run that differs only in them reuses the compiled program.
     """
     optimizer = make_optimizer(config, steps_per_epoch, calibration)
     n_micro = config.batch_size // (microbatch or config.microbatch or config.batch_size)

@@ -30,12 +30,13 @@ __all__ = ["Objective", "SampleLoss", "sample_loss", "first_spike_loss", "gamma_
 
 @dataclass(frozen=True)
 class Objective:
-    """What a trace is scored by: the readout, the trial length and the loss's settings."""
+    """What a trace is scored by: the readout, the trial length and the loss's settings (``T``, temperature
+    and gamma may be arrays, traced in a compiled loss)."""
 
-    T: float
+    T: float | Float[Array, ""]
     readout: str = "first_spike"
-    temperature: float = 1.0
-    gamma: float = 0.0
+    temperature: float | Float[Array, ""] = 1.0
+    gamma: float | Float[Array, ""] = 0.0
     pseudospikes: bool = True
 
     def __post_init__(self):
