@@ -407,8 +407,8 @@ def main(argv=None) -> int:
         t0, compiled = time.perf_counter(), spikeode.compile_time()
         print(f"[{i}/{len(STAGES)}] {name}", flush=True)
         stage(study)
-        _stage_finished(study, f"[{i}/{len(STAGES)}] {name}", time.perf_counter() - t0,
-                        spikeode.compile_time() - compiled)
+        _stage_finished(study, name, time.perf_counter() - t0, spikeode.compile_time() - compiled,
+                        f"[{i}/{len(STAGES)}] ")
         if name == args.stop_after:
             print(f"stopped after stage {name}; run the same command again to continue")
             return 0
@@ -417,15 +417,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def _stage_finished(study: Study, label: str, seconds: float, compiled: spikeode.CompileTime) -> None:
+def _stage_finished(study: Study, stage: str, seconds: float, compiled: spikeode.CompileTime,
+                    prefix: str = "") -> None:
     """Print a stage's wall time and the share this process spent compiling (tracing, lowering, XLA or
     loading cached programs); append both to ``OUT/stage_times.jsonl``."""
     share = compiled.total / max(seconds, 1e-9)
     where = " (units on the Dask cluster: their compilation is not counted)" if study.dask_scheduler else ""
-    print(f"{label} finished in {seconds:.0f} s, compiling {compiled.total:.0f} s ({share:.0%}; of it "
+    print(f"{prefix}{stage} finished in {seconds:.0f} s, compiling {compiled.total:.0f} s ({share:.0%}; of it "
           f"{compiled.loaded:.0f} s loading cached programs){where}", flush=True)
-    record = {"stage": label.split("] ")[-1], "seconds": round(seconds, 2), "compile_share": round(share, 3),
-              **{f"{k}_seconds": round(v, 2) for k, v in compiled._asdict().items()},
+    record = {"stage": stage, "seconds": round(seconds, 2), "compile_seconds": round(compiled.total, 2),
+              "compile_share": round(share, 3), **{f"{k}_seconds": round(v, 2) for k, v in compiled._asdict().items()},
               "dask": study.dask_scheduler is not None, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with open(study.out / "stage_times.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -153,6 +153,7 @@ def calibrate(
     integrators = _per_layer(integrator, n_layers, "integrator")
     times, units = spikes.times, spikes.units
     weights, results = list(net.weights), []
+    horizon = jnp.asarray(T, weights[0].dtype)  # an array: traced, so every trial length shares the program
     for l, (neuron, w) in enumerate(zip(net.neurons, net.weights)):
         is_output = spiking_output and l == n_layers - 1
         statistic, target = (OUTPUT_STATISTIC, output_active) if is_output else (HIDDEN_STATISTIC, hidden_rate)
@@ -160,9 +161,7 @@ def calibrate(
         integ = make_integrator(integrators[l], neuron)
 
         def run(log_s, shape=shape, neuron=neuron, integ=integ, times=times, units=units, slots=net.n_slots[l]):
-            # T as an array: traced, so calibrations at another trial length share the compiled program
-            return _run_layer(neuron, shape, jnp.asarray(np.exp(log_s)), times, units, jnp.asarray(T, shape.dtype),
-                              slots, integ)
+            return _run_layer(neuron, shape, jnp.asarray(np.exp(log_s)), times, units, horizon, slots, integ)
 
         log_s, activity, out = _bisect(run, statistic, target, steps, -np.log(drive), span)
         weights[l] = jnp.asarray(np.exp(log_s), shape.dtype) * shape
