@@ -75,22 +75,22 @@ def resolve_gradient(config: TrainConfig | LossKey, neurons: Sequence[AbstractNe
 
 
 class LossKey(NamedTuple):
-    """What a compiled batch loss depends on besides its arguments (``T``, temperature and gamma are
-    arguments: :func:`loss_hyperparameters`)."""
+    """What a compiled batch loss depends on besides its arguments (``T``, temperature, gamma and the
+    pseudospike switch are arguments: :func:`loss_hyperparameters`)."""
 
     readout: str
-    pseudospikes: bool
     integrator: str
     gradient: str
 
     @classmethod
     def of(cls, config: TrainConfig) -> LossKey:
-        return cls(config.readout, config.pseudospikes, config.integrator, config.gradient)
+        return cls(config.readout, config.integrator, config.gradient)
 
 
 def loss_hyperparameters(config: TrainConfig) -> dict[str, Array]:
     """The loss settings that enter the compiled loss as arrays: runs differing only in them share a program."""
-    return {name: jnp.asarray(getattr(config, name), config.dtype) for name in ("T", "temperature", "gamma")}
+    hyper = {name: jnp.asarray(getattr(config, name), config.dtype) for name in ("T", "temperature", "gamma")}
+    return {**hyper, "pseudospikes": jnp.asarray(config.pseudospikes)}
 
 
 @functools.cache
@@ -107,7 +107,7 @@ def batch_loss(key: LossKey) -> Callable:
     def loss_fn(model: SpikingClassifier, spikes: Spikes, labels: Int[Array, " batch"], mask: Bool[Array, " batch"],
                 hyper: dict[str, Array]):
         objective = Objective(T=hyper["T"], readout=key.readout, temperature=hyper["temperature"],
-                              gamma=hyper["gamma"], pseudospikes=key.pseudospikes)
+                              gamma=hyper["gamma"], pseudospikes=hyper["pseudospikes"])
         gradient = resolve_gradient(key, model.net.neurons)
         trace = simulate(model.net, spikes, hyper["T"], integrator=key.integrator, gradient=gradient)
         losses, acc, acc_pseudo = sample_loss(objective, model.net, trace, labels, model.readout_weights)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from spikeode.engine.network import FeedForward, Trace
 from spikeode.training.config import READOUTS
@@ -30,14 +30,14 @@ __all__ = ["Objective", "SampleLoss", "sample_loss", "first_spike_loss", "gamma_
 
 @dataclass(frozen=True)
 class Objective:
-    """What a trace is scored by: the readout, the trial length and the loss's settings (``T``, temperature
-    and gamma may be arrays, traced in a compiled loss)."""
+    """What a trace is scored by: the readout, the trial length and the loss's settings (``T``, temperature,
+    gamma and the pseudospike switch may be arrays, traced in a compiled loss)."""
 
     T: float | Float[Array, ""]
     readout: str = "first_spike"
     temperature: float | Float[Array, ""] = 1.0
     gamma: float | Float[Array, ""] = 0.0
-    pseudospikes: bool = True
+    pseudospikes: bool | Bool[Array, ""] = True
 
     def __post_init__(self):
         if self.readout not in READOUTS:

@@ -5,7 +5,8 @@ Conventions (explicit, because silent outputs and ties decide accuracies):
   spike time; a silent one reports its first pseudospike ``T + delay`` (Klos & Memmesheimer
   pseudodynamics, see ``AbstractPseudoNeuron.pseudo_spike``; for a model that declares none, the generic
   :func:`linear_continuation`), smooth in all parameters.
-- ``pseudospikes=False``: a silent output reports ``T`` (continuous, zero gradient).
+- ``pseudospikes=False``: a silent output reports ``T`` (continuous, zero gradient). A boolean array
+  selects between the two inside a compiled program (both settings share it, e.g. gradient statistics).
 - ``accuracy``: the prediction is the output with the earliest time; a sample counts as wrong when
   the earliest time is shared by several outputs (a tie) or, with ``valid=counts > 0`` (real spikes
   only), when no output spiked.
@@ -80,16 +81,16 @@ def pseudo_rates_and_delays(net: FeedForward, trace: Trace):
 
 
 def first_spike_times(
-    net: FeedForward, trace: Trace, T: float, *, pseudospikes: bool = True
+    net: FeedForward, trace: Trace, T: float, *, pseudospikes: bool | Bool[Array, ""] = True
 ) -> Float[Array, "*batch outputs"]:
-    """First output spike time per output neuron (see the module docstring for silent outputs)."""
+    """First output spike time per output neuron (see the module docstring for silent outputs; a Python
+    ``False`` skips the pseudodynamics, an array flag computes them and selects)."""
     out = trace.output
     spiked = out.counts > 0
     first = jnp.where(spiked, out.times[..., 0], 0.0)
-    if pseudospikes:
-        silent_time = T + pseudo_rates_and_delays(net, trace)[-1]
-    else:
-        silent_time = jnp.full_like(first, T)
+    silent_time = jnp.full_like(first, T)
+    if pseudospikes is not False:
+        silent_time = jnp.where(pseudospikes, T + pseudo_rates_and_delays(net, trace)[-1], silent_time)
     return jnp.where(spiked, first, silent_time)
 
 

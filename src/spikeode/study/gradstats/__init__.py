@@ -12,8 +12,9 @@ Datasets carry all of them as attribute ``definitions``).
 
 Cost per checkpoint: ``B + 2 probes`` minibatch gradients (at theta, with pseudospikes switched, after
 the ``s = 1`` step) and ``len(step_scales) probes`` minibatch losses (forward passes only: the other
-scales, and ``theta - delta(1)``), each kind through one compiled function per run configuration
-(``jax.lax.map`` over minibatches, ``chunk`` of them vmapped at once). With ``B = 16`` and 4 probes that
+scales, and ``theta - delta(1)``), in groups of ``probes`` minibatches (the last group padded) through one
+compiled gradient program, for both pseudospike settings, and one forward program per loss key
+(``jax.lax.map`` over a group, ``chunk`` minibatches vmapped at once). With ``B = 16`` and 4 probes that
 is 24 gradients and 12 losses: measured at 1.07x the time of 20 training steps of the same run
 (synthetic QIF run, float32, batch 32, steady state).
 

@@ -56,6 +56,8 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
     """
     import jax.numpy as jnp
 
+    from spikeode.training.loop import loss_hyperparameters
+
     step_scales = [float(s) for s in step_scales]
     if 1.0 not in step_scales:
         step_scales.append(1.0)
@@ -70,16 +72,28 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
     if B < 2:
         raise ValueError("need at least 2 minibatches")
     n_probe = min(max(int(probes), 1), B)
-    # the largest divisor of n up to chunk: lax.map then runs whole chunks, one compiled body per n
-    fit = lambda n: max(d for d in range(1, max(1, min(chunk, n)) + 1) if n % d == 0)
+    # Every call runs groups of n_probe minibatches (the last one padded), so one gradient program (both
+    # pseudospike settings: hyper's switch) and one forward program serve every call; the largest divisor of
+    # n_probe up to chunk: lax.map then runs whole chunks.
+    group_size = n_probe
+    chunk = max(d for d in range(1, max(1, min(chunk, group_size)) + 1) if group_size % d == 0)
     base = [np.asarray(x) for x in get(model)]
+    hyper = loss_hyperparameters(config)
     t0 = time.perf_counter()
 
-    def call(leaves, n, *, with_grad=True, cfg=config):
+    def call(leaves, n, *, with_grad=True, pseudospikes=bool(config.pseudospikes)):
         """The loss (and gradient) of the first ``n`` minibatches, minibatch ``i`` at parameters ``leaves[i]``."""
-        prog = program_for(cfg, fit(n), with_grad)
-        loss, problems, g = prog([jnp.asarray(w) for w in leaves], model, times[:n], units[:n], labels[:n])
-        return np.asarray(loss, np.float64), np.asarray(problems), (None if g is None else [np.asarray(x) for x in g])
+        prog = program_for(config, chunk, with_grad)
+        h = {**hyper, "pseudospikes": jnp.asarray(pseudospikes)}
+        parts = []
+        for start in range(0, n, group_size):
+            idx = np.minimum(np.arange(start, start + group_size), n - 1)  # the last group repeats minibatch n-1
+            parts.append(prog([jnp.asarray(np.asarray(w)[idx]) for w in leaves], model, times[idx], units[idx],
+                              labels[idx], h))
+        loss, problems = (np.concatenate([np.asarray(p[k]) for p in parts])[:n] for k in (0, 1))
+        g = None if not with_grad else [np.concatenate([np.asarray(p[2][k]) for p in parts])[:n]
+                                        for k in range(len(leaves))]
+        return loss.astype(np.float64), problems, g
 
     at_theta = lambda n: [np.broadcast_to(w, (n, *w.shape)) for w in base]
     loss0, problems0, g0 = call(at_theta(B), B)
@@ -88,7 +102,7 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
     values = gradient_statistics(g0_layers, names)
 
     # The loss with pseudospikes switched, for the zero-gradient fractions (on the probes).
-    _, _, g_other = call(at_theta(n_probe), n_probe, cfg=config.replace(pseudospikes=not config.pseudospikes))
+    _, _, g_other = call(at_theta(n_probe), n_probe, pseudospikes=not config.pseudospikes)
     g_own = [x[:n_probe] for x in g0]
     zero = {}
     for setting, g in ((bool(config.pseudospikes), g_own), (not config.pseudospikes, g_other)):

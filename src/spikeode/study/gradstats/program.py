@@ -2,13 +2,13 @@
 
 The trainable weights are ``net.weights``, the recurrent weights and the voltage readout's weights when
 present (neuron parameters are held fixed); ``param_groups`` names them by layer. One compiled program
-per loss configuration, chunk and variant (cached in ``spikeode.study.caches``) maps over minibatches,
-minibatch ``i`` at its own weights ``leaves[i]`` (``jax.lax.map``, ``chunk`` minibatches vmapped at once).
+per loss key, chunk and variant (gradient or forward; cached in ``spikeode.study.caches``) maps over a
+group of minibatches, minibatch ``i`` at its own weights ``leaves[i]`` (``jax.lax.map``, ``chunk`` of them
+vmapped at once); the loss settings, the pseudospike switch included, are its arguments.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -51,11 +51,14 @@ def group(leaves: Sequence, layer_of: Sequence[int], n_layers: int, axis_lead: i
 
 
 def program_for(config, chunk: int, with_grad: bool = True):
-    """One compiled ``f(leaves[B], model, times[B,b,E], units, labels[B,b]) -> (loss[B], problems[B], grads[B])``
-    per loss configuration (seed excluded: it does not change the loss); ``with_grad=False``: the
-    loss only (``grads`` is ``None``), a forward pass."""
-    key = ("gradstats", json.dumps({k: v for k, v in config.to_dict().items() if k != "seed"}, sort_keys=True,
-                                   default=str), chunk, with_grad)
+    """One compiled ``f(leaves[G], model, times[G,b,E], units[G,b,E], labels[G,b], hyper) -> (loss[G],
+    problems[G], grads[G])`` per loss key (``spikeode.training.loop.LossKey``), chunk and variant: ``hyper``
+    (:func:`spikeode.training.loop.loss_hyperparameters`) carries ``T``, temperature, gamma and the
+    pseudospike switch, so both pseudospike settings and every run of the key share it; ``with_grad=False``:
+    the loss only (``grads`` is ``None``), a forward pass."""
+    from spikeode.training.loop import LossKey
+
+    key = ("gradstats", LossKey.of(config), chunk, with_grad)
     return caches.cached(key, lambda: _make_program(config, chunk, with_grad))
 
 
@@ -66,12 +69,12 @@ def _make_program(config, chunk: int, with_grad: bool) -> Callable:
     import jax.numpy as jnp
 
     from spikeode.spikes import Spikes
-    from spikeode.training import make_loss_fn
+    from spikeode.training.loop import LossKey, batch_loss
 
-    loss_fn = make_loss_fn(config)
+    loss_fn = batch_loss(LossKey.of(config))
 
     @eqx.filter_jit
-    def program(leaves, model, times, units, labels):
+    def program(leaves, model, times, units, labels, hyper):
         get, _, _ = param_groups(model, config)
 
         def one(args):
@@ -79,7 +82,7 @@ def _make_program(config, chunk: int, with_grad: bool) -> Callable:
 
             def objective(w):
                 m = eqx.tree_at(get, model, list(w))
-                loss, metrics = loss_fn(m, Spikes(t, u, model.net.sizes[0]), y, jnp.ones(y.shape, bool))
+                loss, metrics = loss_fn(m, Spikes(t, u, model.net.sizes[0]), y, jnp.ones(y.shape, bool), hyper)
                 return loss, metrics["problems"]
 
             if not with_grad:
