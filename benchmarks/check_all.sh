@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full exactness report (`spikeode check`, float64, every variant) of each built-in model, timed.
-# The test suite runs the same rows on the variants whose code paths differ (tests/test_neurons.py,
-# CHECK_VARIANTS); this script runs every variant.
+# The test suite runs the same rows on the variants no other test compares (tests/test_neurons.py,
+# CHECK_VARIANTS, which names where the others are covered); this script runs every variant.
 #
 #   benchmarks/check_all.sh               # lif qif eif
 #   benchmarks/check_all.sh qif           # one model (or a user's package.module:Class)

@@ -298,7 +298,9 @@ def test_dask_cluster_equals_in_process(run_dir, tmp_path):
     lc = LandscapeConfig(run=str(run_dir), kind="2d", points=3, span=0.2, train_samples=8, point_batch=3,
                          chunk_rows=1, seed=5)
     local = compute_landscape(lc, tmp_path / "local.nc", progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    # one worker process: the chunks travel to another process and back (the client gathers them) as with
+    # many; each further worker would only import and compile the same program again
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
                                   env={"EQX_ON_ERROR": "nan"}) as cluster:
         remote = compute_landscape(lc, tmp_path / "dask.nc", progress=False, dask_scheduler=cluster.scheduler_address)
     _assert_same(local, remote, rtol=1e-12)

@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from spikeode.cli import build_parser
@@ -117,8 +118,8 @@ def test_microbatches_give_the_whole_batch_step_and_fit_a_memory_budget():
 
 
 def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, monkeypatch):
-    """Learning rate, clipping norm, trial length, temperature, gamma and the time constants are arrays of the
-    compiled step and loss, not constants: a second run that differs only in them traces nothing (issue 17),
+    """Learning rate, clipping norm, the schedule's length (epochs), trial length, temperature, gamma and the
+    time constants are arrays of the compiled step and loss, not constants: a second run that differs only in them traces nothing (issue 17),
     and still uses them; LIF's time constants leave the closed-form ratio tau_mem = 2 tau_syn (another branch
     of the same program)."""
     loop = importlib.import_module("spikeode.training.loop")
@@ -132,11 +133,28 @@ def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, 
     first = train(config, tmp_path / "a", progress=False)
     assert traces  # the step and the evaluation were traced
     traces.clear()
-    other = dataclasses.replace(config, lr=3e-2, grad_clip=0.5, T=2.5, temperature=0.3, gamma=0.1,
+    other = dataclasses.replace(config, lr=3e-2, grad_clip=0.5, T=2.5, temperature=0.3, gamma=0.1, epochs=2,
                                 neuron_params={**config.neuron_params, "tau_mem": 1.3, "tau_syn": 0.4})
     second = train(other, tmp_path / "b", progress=False)
     assert not traces
-    assert not np.allclose(first.train_loss.values[1:], second.train_loss.values[1:])
+    assert second.sizes["epoch"] == 3 and not np.allclose(first.train_loss.values[1:3], second.train_loss.values[1:])
+
+
+@pytest.mark.parametrize("schedule, reference", [
+    ("cosine", lambda total: optax.cosine_decay_schedule(1.0, total, alpha=0.01)),
+    ("exponential", lambda total: optax.exponential_decay(1.0, transition_steps=total, decay_rate=0.1))])
+def test_schedules_with_their_length_in_the_state_are_optax_schedules(schedule, reference):
+    """The schedule's length is optimiser state (one compiled step for any number of epochs); the factors are
+    optax's, past the end too."""
+    from spikeode.training.optim import _scale_by_decay
+
+    total = 7
+    decay = _scale_by_decay(schedule, total)
+    state = decay.init({"w": jnp.zeros(2)})
+    for count in range(total + 3):
+        updates, state = decay.update({"w": jnp.ones(2)}, state)
+        expected = reference(total)(jnp.asarray(count, jnp.int32))  # optax.scale_by_schedule's int32 count
+        np.testing.assert_allclose(updates["w"], float(expected), rtol=1e-14)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):

@@ -222,15 +222,16 @@ def training_step(config: TrainConfig, steps_per_epoch: int, calibration: Sequen
     numerator is summed over ``batch_size / microbatch`` microbatches in a ``lax.scan`` inside the step: the
     same gradient up to float rounding, with the memory of one microbatch.
 
-    One step per loss key, optimiser structure (name, schedule and its length, clipping on or off, number of
-    calibrated layers) and microbatch count: learning rate, clipping norm, layer scales (in ``opt_state``),
-    trial length, temperature and gamma (``hyper``) and the neuron parameters (leaves of ``model``) are
-    arguments, so a run that differs only in them reuses the compiled program.
+    One step per loss key, optimiser structure (name, schedule kind, clipping on or off, number of calibrated
+    layers) and microbatch count: learning rate, clipping norm, the schedule's length, layer scales (in
+    ``opt_state``), trial length, temperature, gamma and the pseudospike switch (``hyper``) and the neuron
+    parameters (leaves of ``model``) are arguments, so a run that differs only in them (or in its number of
+    epochs) reuses the compiled program.
     """
     optimizer = make_optimizer(config, steps_per_epoch, calibration)
     n_micro = config.batch_size // (microbatch or config.microbatch or config.batch_size)
-    key = (LossKey.of(config), config.optimizer, config.schedule, config.epochs, steps_per_epoch,
-           config.grad_clip is None, len(calibration or ()), n_micro)
+    key = (LossKey.of(config), config.optimizer, config.schedule, config.grad_clip is None, len(calibration or ()),
+           n_micro)
     if key not in _STEPS:
         loss_fn = batch_loss(key[0])
 

@@ -27,8 +27,10 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, calibration: Seque
     multiplied by ``s_l`` too: a step keeps the size relative to the weights that ``lr`` has with the
     configured ``weight_std``.
 
-    ``lr``, ``grad_clip`` and the ``s_l`` are arrays in the optimiser state (``optax.inject_hyperparams``),
-    not constants of the compiled step: runs that differ only in them share one compiled program. The
+    ``lr``, ``grad_clip``, the schedule's length ``S`` and the ``s_l`` are arrays in the optimiser state
+    (``optax.inject_hyperparams``, :func:`_scale_by_decay`), not constants of the compiled step: runs that
+    differ only in them (a search's trials and the retraining of the winner, with more epochs) share one
+    compiled program. The
     schedule's shape (peak 1) multiplies the optimiser's update, which every optax optimiser scales by its
     learning rate last, so this is the optimiser on the scheduled learning rate.
     """
@@ -36,14 +38,41 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, calibration: Seque
     if config.grad_clip is not None:
         parts.append(optax.inject_hyperparams(optax.clip_by_global_norm)(max_norm=config.grad_clip))
     parts.append(optax.inject_hyperparams(getattr(optax, config.optimizer))(learning_rate=config.lr))
-    total = config.epochs * steps_per_epoch
-    if config.schedule == "cosine":
-        parts.append(optax.scale_by_schedule(optax.cosine_decay_schedule(1.0, total, alpha=0.01)))
-    elif config.schedule == "exponential":
-        parts.append(optax.scale_by_schedule(optax.exponential_decay(1.0, transition_steps=total, decay_rate=0.1)))
+    if config.schedule != "constant":
+        parts.append(_scale_by_decay(config.schedule, config.epochs * steps_per_epoch))
     if calibration:
         parts.append(_scale_layer_updates(tuple(c["scale"] for c in calibration)))
     return optax.chain(*parts)
+
+
+class DecayState(NamedTuple):
+    """State of :func:`_scale_by_decay`: the step count and the schedule's length (arrays, not compiled in)."""
+
+    count: Array
+    total: Array
+
+
+def _scale_by_decay(kind: str, total: int) -> optax.GradientTransformation:
+    """Multiply the update by the schedule's shape at the step count (peak 1), over ``total`` steps:
+    ``cosine`` as ``optax.cosine_decay_schedule(1, total, alpha=0.01)``, ``exponential`` as
+    ``optax.exponential_decay(1, total, decay_rate=0.1)`` (``optax.scale_by_schedule`` of those), with
+    ``total`` in the state rather than a constant."""
+
+    def init(params):
+        return DecayState(jnp.zeros([], jnp.int32), jnp.asarray(max(int(total), 1), jnp.int32))
+
+    def update(updates, state, params=None):
+        if kind == "cosine":
+            count = jnp.minimum(state.count, state.total)
+            factor = 0.99 * (0.5 * (1 + jnp.cos(jnp.pi * count / state.total))) + 0.01
+        elif kind == "exponential":
+            factor = 0.1 ** (state.count / state.total)
+        else:
+            raise ValueError(f"unknown schedule {kind!r}")
+        updates = jax.tree.map(lambda u: jnp.asarray(factor, u.dtype) * u, updates)
+        return updates, DecayState(optax.safe_int32_increment(state.count), state.total)
+
+    return optax.GradientTransformation(init, update)
 
 
 class LayerScales(NamedTuple):
