@@ -63,12 +63,13 @@ def test_lif_analytic_first_spike(tau_syn):
 # and finite differences in test_network (lif-delta, lif-exp at tau_mem = 2 tau_syn, qif-osc) and test_qif_exp
 # (the matched QIF synapse, also against the adjoint), adjoint vs autodiff and finite differences per layer
 # model in test_adjoint, the analytic first spikes in test_lif_analytic_first_spike / test_qif_analytic_period.
+# EIF (diffrax only) is compared the same way in test_adjoint (eif-diffrax: adjoint vs autodiff and finite
+# differences), and `check` of a diffrax-only model runs in test_check_cli_user_model_passes.
 # Kept: LIF's bracketed root find (exponential synapse off the ratio), the excitable theta neuron and QIF with
-# an exponential synapse off the matched ratio (diffrax the reference), EIF (diffrax only).
+# an exponential synapse off the matched ratio (diffrax the reference).
 CHECK_VARIANTS = {
     "lif": ["lif exp other ratio"],
     "qif": ["qif delta excitable", "qif exp excitable"],
-    "eif": None,
 }
 
 
@@ -79,8 +80,7 @@ def test_check_passes_for_builtin_models(name):
     failed = [r for r in rows if not r.passed]
     assert not failed, failed
     quantities = {r.quantity for r in rows}
-    if name != "eif":
-        assert "closed form vs diffrax: spike times" in quantities
+    assert "closed form vs diffrax: spike times" in quantities
     assert any("finite differences" in q for q in quantities)
     assert any(q.startswith("adjoint vs autodiff") for q in quantities)
 
