@@ -117,18 +117,28 @@ def test_microbatches_give_the_whole_batch_step_and_fit_a_memory_budget():
         config.replace(microbatch=5)
 
 
-def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, monkeypatch):
-    """Learning rate, clipping norm, the schedule's length (epochs), trial length, temperature, gamma and the
-    time constants are arrays of the compiled step and loss, not constants: a second run that differs only in them traces nothing (issue 17),
-    and still uses them; LIF's time constants leave the closed-form ratio tau_mem = 2 tau_syn (another branch
-    of the same program)."""
+@pytest.fixture
+def own_programs(monkeypatch):
+    """The training module, with the test tracing its own steps and losses: none of earlier tests of this
+    process is reused, and none of the test's (a patched loss, say) is left to later ones."""
     loop = importlib.import_module("spikeode.training.loop")
+    monkeypatch.setattr(loop, "_STEPS", {})
+    loop.batch_loss.cache_clear()
+    loop._jitted_loss.cache_clear()
+    yield loop
+    loop.batch_loss.cache_clear()
+    loop._jitted_loss.cache_clear()
+
+
+def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, monkeypatch, own_programs):
+    """Learning rate, clipping norm, the schedule's length (epochs), trial length, temperature, gamma and the
+    time constants are arrays of the compiled step and loss, not constants: a second run that differs only in
+    them traces nothing (issue 17), and still uses them; LIF's time constants leave the closed-form ratio
+    tau_mem = 2 tau_syn (another branch of the same program)."""
+    loop = own_programs
     traces = []
     simulate = loop.simulate
     monkeypatch.setattr(loop, "simulate", lambda *a, **k: traces.append(1) or simulate(*a, **k))
-    monkeypatch.setattr(loop, "_STEPS", {})  # programs of earlier tests in this process are not seen
-    loop.batch_loss.cache_clear()
-    loop._jitted_loss.cache_clear()
     config = tiny(neuron="lif")
     first = train(config, tmp_path / "a", progress=False)
     assert traces  # the step and the evaluation were traced
@@ -137,7 +147,8 @@ def test_hyperparameters_that_keep_shapes_reuse_the_compiled_programs(tmp_path, 
                                 neuron_params={**config.neuron_params, "tau_mem": 1.3, "tau_syn": 0.4})
     second = train(other, tmp_path / "b", progress=False)
     assert not traces
-    assert second.sizes["epoch"] == 3 and not np.allclose(first.train_loss.values[1:3], second.train_loss.values[1:])
+    assert second.sizes["epoch"] == 3
+    assert not np.allclose(first.train_loss.values[1:3], second.train_loss.values[1:])
 
 
 @pytest.mark.parametrize("schedule, reference", [
@@ -209,21 +220,13 @@ def test_gamma_term_stays_finite_for_far_pseudospikes():
     assert float(jax.grad(loss)(far)) > 0  # a later silent label still costs more
 
 
-def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch, own_programs):
     loss_module = importlib.import_module("spikeode.training.loss")
 
-    loop = importlib.import_module("spikeode.training.loop")
-
     config = tiny(epochs=2)
-    # programs are traced anew with the NaN loss, and not kept for later tests of this process
-    monkeypatch.setattr(loop, "_STEPS", {})
-    loop._jitted_loss.cache_clear()
     monkeypatch.setattr(loss_module, "first_spike_loss", lambda *a, **k: jnp.full(a[1].shape, jnp.nan))
-    try:
-        with pytest.raises(FloatingPointError, match="epoch 1.*checkpoint of epoch 0"):
-            train(config, tmp_path, progress=False)
-    finally:
-        loop._jitted_loss.cache_clear()
+    with pytest.raises(FloatingPointError, match="epoch 1.*checkpoint of epoch 0"):
+        train(config, tmp_path, progress=False)
     assert (tmp_path / "checkpoint.eqx").exists()
 
 

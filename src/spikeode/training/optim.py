@@ -46,29 +46,39 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, calibration: Seque
 
 
 class DecayState(NamedTuple):
-    """State of :func:`_scale_by_decay`: the step count and the schedule's length (arrays, not compiled in)."""
+    """State of :func:`_scale_by_decay`: the step count and the schedule's length (arrays, not compiled
+    in)."""
 
     count: Array
     total: Array
 
 
+def _cosine(count: Array, total: Array) -> Array:
+    """``optax.cosine_decay_schedule(1, total, alpha=0.01)`` at ``count``."""
+    return 0.99 * (0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(count, total) / total))) + 0.01
+
+
+def _exponential(count: Array, total: Array) -> Array:
+    """``optax.exponential_decay(1, total, decay_rate=0.1)`` at ``count``."""
+    return 0.1 ** (count / total)
+
+
+#: The decaying schedules' shapes (peak 1) at step ``count`` of ``total``.
+_DECAYS = {"cosine": _cosine, "exponential": _exponential}
+
+
 def _scale_by_decay(kind: str, total: int) -> optax.GradientTransformation:
-    """Multiply the update by the schedule's shape at the step count (peak 1), over ``total`` steps:
-    ``cosine`` as ``optax.cosine_decay_schedule(1, total, alpha=0.01)``, ``exponential`` as
-    ``optax.exponential_decay(1, total, decay_rate=0.1)`` (``optax.scale_by_schedule`` of those), with
-    ``total`` in the state rather than a constant."""
+    """Multiply the update by the schedule's shape (:data:`_DECAYS`) at the step count, over ``total`` steps:
+    ``optax.scale_by_schedule`` of optax's schedule, with ``total`` in the state rather than a constant."""
+    if kind not in _DECAYS:
+        raise ValueError(f"unknown schedule {kind!r}: use one of {sorted(_DECAYS)} (or constant, no decay)")
+    shape = _DECAYS[kind]
 
     def init(params):
         return DecayState(jnp.zeros([], jnp.int32), jnp.asarray(max(int(total), 1), jnp.int32))
 
     def update(updates, state, params=None):
-        if kind == "cosine":
-            count = jnp.minimum(state.count, state.total)
-            factor = 0.99 * (0.5 * (1 + jnp.cos(jnp.pi * count / state.total))) + 0.01
-        elif kind == "exponential":
-            factor = 0.1 ** (state.count / state.total)
-        else:
-            raise ValueError(f"unknown schedule {kind!r}")
+        factor = shape(state.count, state.total)
         updates = jax.tree.map(lambda u: jnp.asarray(factor, u.dtype) * u, updates)
         return updates, DecayState(optax.safe_int32_increment(state.count), state.total)
 

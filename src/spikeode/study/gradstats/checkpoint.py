@@ -75,8 +75,7 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
     # Every call runs groups of n_probe minibatches (the last one padded), so one gradient program (both
     # pseudospike settings: hyper's switch) and one forward program serve every call; the largest divisor of
     # n_probe up to chunk: lax.map then runs whole chunks.
-    group_size = n_probe
-    chunk = max(d for d in range(1, max(1, min(chunk, group_size)) + 1) if group_size % d == 0)
+    chunk = max(d for d in range(1, min(chunk, n_probe) + 1) if n_probe % d == 0)
     base = [np.asarray(x) for x in get(model)]
     hyper = loss_hyperparameters(config)
     t0 = time.perf_counter()
@@ -86,8 +85,8 @@ def checkpoint_gradstats(model, config, batches, *, step_scales: Sequence[float]
         prog = program_for(config, chunk, with_grad)
         h = {**hyper, "pseudospikes": jnp.asarray(pseudospikes)}
         parts = []
-        for start in range(0, n, group_size):
-            idx = np.minimum(np.arange(start, start + group_size), n - 1)  # the last group repeats minibatch n-1
+        for start in range(0, n, n_probe):
+            idx = np.minimum(np.arange(start, start + n_probe), n - 1)  # the last group repeats minibatch n-1
             parts.append(prog([jnp.asarray(np.asarray(w)[idx]) for w in leaves], model, times[idx], units[idx],
                               labels[idx], h))
         loss, problems = (np.concatenate([np.asarray(p[k]) for p in parts])[:n] for k in (0, 1))
