@@ -103,6 +103,15 @@ def test_lif_exp_root_find_matches_brentq():
             assert abs(dt - ref) < 1e-12
 
 
+@pytest.mark.parametrize("power", [2, 3])
+def test_bracketed_root_keeps_an_exact_root(power):
+    """Newton lands exactly on the root of t^p - 2^p: the next iterations must stay there, not bisect away
+    (a strict bracket test did, ending 2e-13 to 5e-13 off after 24 iterations)."""
+    from spikeode.neurons._roots import bracketed_root
+
+    root = bracketed_root(lambda t: t**power - 2.0**power, lambda t: power * t ** (power - 1), 0.0, 3.0)
+    assert float(root) == 2.0
+
 def test_lif_exp_equal_time_constants_is_finite():
     neuron = LIF(tau_mem=0.5, tau_syn=0.5, I0=0.0)
     y = jnp.array([0.0, 3.0])

@@ -52,7 +52,8 @@ def bracketed_root(
         hi = jnp.where(gx < 0, hi, x)
         d = dg_ng(x)
         newton = x - gx / jnp.where(d == 0, 1.0, d)
-        ok = (d != 0) & (newton > lo) & (newton < hi)
+        # inclusive: at an exact root (gx == 0, so hi == x) Newton stays put instead of bisecting away
+        ok = (d != 0) & (newton >= lo) & (newton <= hi)
         x = jnp.where(ok, newton, 0.5 * (lo + hi))
         return lo, hi, x
 
