@@ -1,5 +1,5 @@
-"""Shared test setup: the CLI's XLA CPU defaults, one compilation cache for all test processes, float64
-everywhere (exactness first) and small helpers."""
+"""Shared test setup: the CLI's XLA CPU defaults (plus -O0 code generation), one compilation cache for all
+test processes, float64 everywhere (exactness first) and small helpers."""
 
 import glob
 import os
@@ -12,6 +12,14 @@ from pathlib import Path
 import spikeode
 from spikeode._xla import CACHE_ENV
 
+#: The suite is compile-bound (tiny programs, each run a few times), so its processes ask LLVM for -O0:
+#: XLA's CPU compile time halves (the tiny LIF batch-loss gradient: 4.9 -> 2.5 s) and the programs run 3-4x
+#: slower (6 -> 21 ms). The same operations run; only last-bit rounding can differ (it exposed a root-find
+#: flaw, fixed). Set before JAX starts; CLI subprocesses inherit it. A level in XLA_FLAGS wins, e.g.
+#: ``XLA_FLAGS=--xla_backend_optimization_level=3`` runs the suite on the code users get.
+TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAG}".strip()
 spikeode.use_fast_cpu_defaults()  # before JAX starts, as the CLI and the studies do (faster compiles)
 
 import jax  # noqa: E402
