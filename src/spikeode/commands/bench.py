@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikeode.bench import INTEGRATORS, MODES, expand_runs, format_table, run_in_subprocess
+    from spikeode.bench import (
+        INTEGRATORS,
+        MODES,
+        expand_runs,
+        flagged_warnings,
+        format_table,
+        run_in_subprocess,
+    )
 
     runs = expand_runs(
         args.workload,
@@ -51,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result), flush=True)
     if not args.json:
         print(format_table(results))
+    for line in flagged_warnings(results):
+        print(line, file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0
