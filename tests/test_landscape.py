@@ -142,6 +142,23 @@ def test_filter_normalised_directions_are_seeded_and_per_neuron():
     np.testing.assert_allclose(zero, [[0, 0, 0], [np.sqrt(3), np.sqrt(3), np.sqrt(3)]])
 
 
+def test_gradient_direction_descends_and_is_filter_normalised(monkeypatch):
+    """Alpha is -g with every neuron's row rescaled to that neuron's weight norm: a layer of small weights
+    moves by its own size even when the gradient lives there (a global rescale moved it by the network's)."""
+    from types import SimpleNamespace
+
+    from spikeode.study.landscape import directions
+
+    weights = (np.full((4, 6), 2.0), np.full((3, 4), 0.01))  # large hidden, small output weights
+    g = [np.zeros((4, 6)), np.arange(12.0).reshape(3, 4) - 5.5]  # the gradient only in the output layer
+    monkeypatch.setattr(directions, "_gradient_at", lambda *args: g)
+    lc = SimpleNamespace(direction="gradient", seed=0, n_dirs=2)
+    alpha, beta = directions.make_directions(lc, SimpleNamespace(net=SimpleNamespace(weights=weights)), None,
+                                             None, None, None)
+    np.testing.assert_array_equal(alpha[0], 0.0)  # no gradient, no move
+    np.testing.assert_allclose(np.linalg.norm(alpha[1], axis=1), np.linalg.norm(weights[1], axis=1), rtol=1e-12)
+    assert np.sum(alpha[1] * g[1]) < 0 and np.all(np.sign(alpha[1]) == -np.sign(g[1]))  # downhill, row by row
+    assert all(np.array_equal(b, r) for b, r in zip(beta, random_direction(weights, 0, 1)))
 # ------------------------------------------------------------------------------------------ landscapes
 
 def _assert_same(a: xr.Dataset, b: xr.Dataset, rtol=0.0):

@@ -9,8 +9,8 @@ checkpoint (neuron parameters stay fixed) and ``delta``, ``eta`` are directions 
   of the neuron's incoming weights ``||W*_l[n, :]||``. Direction ``k`` (0: alpha, 1: beta) of layer ``l``
   is ``numpy.random.default_rng([seed, k, l]).standard_normal(W_l.shape)`` before rescaling, so the seed
   re-derives it exactly; the file stores the directions too.
-- ``gradient`` (alpha only): ``-g ||W*|| / ||g||``, the descent direction of the loss on the landscape's
-  samples at ``W*``, rescaled globally to the weights' norm; beta stays random.
+- ``gradient`` (alpha only): ``-g``, the descent direction of the loss on the landscape's samples at
+  ``W*``, filter-normalised per neuron like the random directions; beta stays random.
 - ``checkpoint:DIR`` (alpha only): ``W_DIR - W*`` (``alpha = 1`` reaches the other checkpoint).
 
 Kinds: ``2d`` (alpha x beta over a batch: the first ``train_samples`` of the seeded training subset),
