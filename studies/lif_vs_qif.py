@@ -124,8 +124,8 @@ class StudyConfig:
                        landscape_span=0.5, landscape_samples=32, gradient_planes=False, scan_points=31,
                        scan_samples=(0, 1, 2, 3), gradstats_batches=4, train_overrides={"hidden": (24,), "k_in": 150})
         if name == "reference":
-            # The committed reference results (results/reference_*): sized to finish in <= 90 min on 2 cores
-            # with another study beside it; 6 HPO trials per model (the recipe first), 3 seeds, 3 random
+            # The committed reference results (results/reference_*): 11 min (synthetic) and 16 min (Yin-Yang)
+            # alone on 2 cores, ~95 min with both and other jobs on them; 6 HPO trials per model (the recipe first), 3 seeds, 3 random
             # planes plus every seed's gradient plane, 8 scanned samples.
             extra = {} if data == "yinyang" else {"hidden": (32,), "k_in": 150}
             train, test = (1000, 500) if data == "yinyang" else (1200, 400)
