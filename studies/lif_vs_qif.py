@@ -125,8 +125,8 @@ class StudyConfig:
                        scan_samples=(0, 1, 2, 3), gradstats_batches=4, train_overrides={"hidden": (24,), "k_in": 150})
         if name == "reference":
             # The committed reference results (results/reference_*): 11 min (synthetic) and 16 min (Yin-Yang)
-            # alone on 2 cores, ~95 min with both and other jobs on them; 6 HPO trials per model (the recipe first), 3 seeds, 3 random
-            # planes plus every seed's gradient plane, 8 scanned samples.
+            # alone on 2 cores, ~95 min with both and other jobs on them; 6 HPO trials per model (the recipe
+            # first), 3 seeds, 3 random planes plus every seed's gradient plane, 8 scanned samples.
             extra = {} if data == "yinyang" else {"hidden": (32,), "k_in": 150}
             train, test = (1000, 500) if data == "yinyang" else (1200, 400)
             return cls(data=data, synapse=synapse, seeds=(0, 1, 2), hpo_trials=6, hpo_epochs=3,

@@ -159,6 +159,8 @@ def test_gradient_direction_descends_and_is_filter_normalised(monkeypatch):
     np.testing.assert_allclose(np.linalg.norm(alpha[1], axis=1), np.linalg.norm(weights[1], axis=1), rtol=1e-12)
     assert np.sum(alpha[1] * g[1]) < 0 and np.all(np.sign(alpha[1]) == -np.sign(g[1]))  # downhill, row by row
     assert all(np.array_equal(b, r) for b, r in zip(beta, random_direction(weights, 0, 1)))
+
+
 # ------------------------------------------------------------------------------------------ landscapes
 
 def _assert_same(a: xr.Dataset, b: xr.Dataset, rtol=0.0):

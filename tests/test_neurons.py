@@ -112,6 +112,7 @@ def test_bracketed_root_keeps_an_exact_root(power):
     root = bracketed_root(lambda t: t**power - 2.0**power, lambda t: power * t ** (power - 1), 0.0, 3.0)
     assert float(root) == 2.0
 
+
 def test_lif_exp_equal_time_constants_is_finite():
     neuron = LIF(tau_mem=0.5, tau_syn=0.5, I0=0.0)
     y = jnp.array([0.0, 3.0])

@@ -23,7 +23,8 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 
-__all__ = ["WORKLOADS", "RunConfig", "Workload", "flagged_warnings", "format_table", "make_problem", "run_in_subprocess", "run_local"]
+__all__ = ["WORKLOADS", "RunConfig", "Workload", "flagged_warnings", "format_table", "make_problem",
+           "run_in_subprocess", "run_local"]
 
 INTEGRATORS = ("closed_form", "diffrax")
 MODES = ("fwd", "grad")
